@@ -1,0 +1,44 @@
+# Two commands from a fresh clone: `make demo` and `make test`. Everything else is optional.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+NEWSBOT := $(VENV)/bin/newsbot
+STAMP := $(VENV)/.installed-stamp
+# torch is pinned here so pip takes the CPU build; an unpinned torch pulls a CUDA build.
+TORCH_PIN ?= torch==2.13.0
+export NEWSBOT_CACHE_DIR ?= $(CURDIR)/.cache
+
+.PHONY: setup demo test run lint bench-retrieval model clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_PIN)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+model: setup  ## materialise the bundled embedding model into the cache (Docker build step)
+	$(PY) -c "from index.embedding import get_embedder; from bot.config import Settings; s = Settings(); get_embedder(s.model, s.cache_dir)"
+
+demo: setup
+	$(NEWSBOT) ingest data/articles
+	$(NEWSBOT) ask "who denied signing an accord?" "Qui a nié la signature d'un accord ?" \
+		"Who won the 2018 football World Cup?"
+
+test: setup
+	$(PY) -m pytest -q
+
+run: setup
+	$(NEWSBOT) run
+
+lint: setup
+	$(VENV)/bin/ruff check bot index bench tests
+	$(VENV)/bin/mypy bot index
+
+bench-retrieval: setup
+	bash bench/retrieval_dev.sh
+
+clean:
+	rm -rf $(VENV) .cache data/store data/store.* .pytest_cache

@@ -1,0 +1,216 @@
+"""The `newsbot` command: ingest, reindex, ask, stats, bench (and run, for the bot)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.answer import Answer
+from bot.config import Settings
+
+log = logging.getLogger("newsbot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="newsbot", description="Answer questions about the news with quoted sources."
+    )
+    parser.add_argument("--data-dir", type=Path, help="overrides NEWSBOT_DATA_DIR")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ingest = sub.add_parser("ingest", help="add article files or folders to the index")
+    ingest.add_argument("paths", nargs="+", type=Path)
+
+    sub.add_parser("reindex", help="rebuild the index from articles/ and the stored articles")
+
+    ask = sub.add_parser("ask", help="answer questions from the index")
+    ask.add_argument("questions", nargs="*", help="one or more questions")
+    ask.add_argument("--file", type=Path, help="a file with one question per line")
+    ask.add_argument("--json", action="store_true", help="one JSON object per question")
+    ask.add_argument("--since", help="only articles dated on or after YYYY-MM[-DD]")
+    ask.add_argument("--until", help="only articles dated on or before YYYY-MM[-DD]")
+    ask.add_argument("--source", action="append", default=[], help="only this source")
+
+    stats = sub.add_parser("stats", help="what the index holds")
+    stats.add_argument("--json", action="store_true")
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    retrieval = bench_sub.add_parser("retrieval", help="write a run file for a retrieval set")
+    retrieval.add_argument("bench_dir", type=Path)
+    retrieval.add_argument("--out", type=Path, required=True)
+    retrieval.add_argument("--store", type=Path, help="where to keep the set's index")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    try:
+        handler = _COMMANDS[args.command]
+        return handler(args, settings)
+    except KeyboardInterrupt:
+        return 130
+    except _UserError as exc:
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return 2
+
+
+class _UserError(Exception):
+    """An error the user can fix; printed as one sentence, without a traceback."""
+
+
+def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+    from bot.engine import Engine
+    from index.embedding import EmbeddingModelError
+    from index.store import StoreError
+
+    try:
+        return Engine(settings)
+    except (StoreError, EmbeddingModelError) as exc:
+        raise _UserError(str(exc)) from None
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    report, errors = engine.ingest(args.paths, progress=sys.stderr.isatty())
+    for error in errors:
+        print(f"skipped {error}", file=sys.stderr)
+    print(
+        f"{report.added} added, {report.updated} updated, {report.unchanged} unchanged; "
+        f"{report.passages} passages, {report.embedded} embedded"
+    )
+    return 1 if errors and not (report.added or report.updated or report.unchanged) else 0
+
+
+def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from index.corpus import RebuildInProgress, rebuild_store
+    from index.embedding import EmbeddingModelError, get_embedder
+
+    try:
+        embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+        store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
+    except (RebuildInProgress, EmbeddingModelError) as exc:
+        raise _UserError(str(exc)) from None
+    store.close()
+    for error in report.errors:
+        print(f"skipped {error}", file=sys.stderr)
+    print(
+        f"reindexed {report.articles} articles into {report.passages} passages "
+        f"({report.embedded} embedded, {report.reused} cached vectors available) "
+        f"in {report.seconds:.1f} s"
+    )
+    return 0
+
+
+def read_questions(args: argparse.Namespace) -> list[str]:
+    """Questions from the arguments and from --file (one per line, blanks skipped)."""
+    questions = [q for q in args.questions if q.strip()]
+    if args.file:
+        try:
+            lines = args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _UserError(f"cannot read {args.file}: {exc}") from None
+        questions += [line.strip() for line in lines if line.strip()]
+    if not questions:
+        raise _UserError("give at least one question, or --file with one question per line")
+    return questions
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from index.search import SearchFilters
+
+    questions = read_questions(args)
+    too_long = [q for q in questions if len(q) > settings.max_question_chars]
+    if too_long:
+        raise _UserError(
+            f"a question is {len(too_long[0])} characters long; the limit is "
+            f"{settings.max_question_chars}"
+        )
+    filters = None
+    if args.since or args.until or args.source:
+        filters = SearchFilters(since=args.since, until=args.until, sources=tuple(args.source))
+    engine = _engine(settings)
+    if engine.stats().passages == 0:
+        raise _UserError(
+            f"the index in {settings.store_dir} is empty: run `newsbot ingest PATH` or "
+            "`newsbot reindex` first"
+        )
+    for answer in engine.ask(questions, filters=filters):
+        if args.json:
+            print(json.dumps(answer.to_json(), ensure_ascii=False))
+        else:
+            print(format_answer(answer))
+    return 0
+
+
+def format_answer(answer: Answer) -> str:
+    """Plain text for a terminal: the answer, then numbered quotes with their sources."""
+    lines = [f"Q: {answer.question}"]
+    if not answer.answered:
+        lines.append(f"A: no source — {answer.answer}")
+        return "\n".join(lines) + "\n"
+    lines.append(f"A: {answer.answer}")
+    for c in answer.citations:
+        origin = ", ".join(x for x in (c.source, c.date) if x)
+        lines.append(f"  [{c.n}] « {c.quote} »")
+        lines.append(f"      — {origin}: {c.title}" + (f" <{c.url}>" if c.url else ""))
+    return "\n".join(lines) + "\n"
+
+
+def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    stats = engine.stats()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "articles": stats.articles,
+                    "passages": stats.passages,
+                    "sources": stats.sources,
+                    "model": stats.model,
+                    "last_update": stats.last_update,
+                }
+            )
+        )
+    else:
+        print(
+            f"{stats.articles} articles, {stats.passages} passages, {stats.sources} sources\n"
+            f"dates {stats.first_date or '-'} .. {stats.last_date or '-'}\n"
+            f"model {stats.model}\nindex {stats.index_bytes / 1e6:.1f} MB, "
+            f"last update {stats.last_update or 'never'}"
+        )
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bench.retrieval import run_retrieval_bench
+    from index.embedding import get_embedder
+
+    embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+    store_dir = args.store or settings.cache_dir / "bench" / args.bench_dir.resolve().name
+    summary = run_retrieval_bench(args.bench_dir, args.out, embedder, store_dir)
+    print(summary)
+    return 0
+
+
+_COMMANDS = {
+    "ingest": cmd_ingest,
+    "reindex": cmd_reindex,
+    "ask": cmd_ask,
+    "stats": cmd_stats,
+    "bench": cmd_bench,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

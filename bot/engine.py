@@ -1,0 +1,78 @@
+"""The answering engine: one embedder, one store, one retriever, shared by CLI and bot.
+
+It owns the swap of the store after a reindex, so questions keep being answered from the
+old index while a new one is built.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from bot.answer import Answer, compose_answer
+from bot.config import Settings
+from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
+from index.embedding import Embedder, get_embedder
+from index.search import Retriever, SearchFilters
+from index.store import IngestReport, Store, StoreStats
+
+log = logging.getLogger(__name__)
+
+RETIRE_AFTER_S = 60.0
+
+
+class Engine:
+    """Everything needed to answer questions from the data directory's index."""
+
+    def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder or get_embedder(
+            settings.model, settings.cache_dir, batch_size=settings.batch_size
+        )
+        self._swap_lock = threading.Lock()
+        self.store: Store = open_store(settings.data_dir, self.embedder)
+
+    @property
+    def retriever(self) -> Retriever:
+        return Retriever(
+            self.store, self.embedder, k=self.settings.top_k, floor=self.settings.score_floor
+        )
+
+    def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
+        """Answer several questions; the embedder batches their vectors."""
+        store = self.store
+        retrievals = Retriever(
+            store, self.embedder, k=self.settings.top_k, floor=self.settings.score_floor
+        ).retrieve_many(questions, filters=filters)
+        return [
+            compose_answer(r, store, self.embedder, self.settings.max_citations)
+            for r in retrievals
+        ]
+
+    def ingest(self, paths: Sequence[Path], progress: bool = False) -> tuple[IngestReport, list[str]]:
+        return ingest_paths(self.store, list(paths), self.embedder, progress=progress)
+
+    def reindex(
+        self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None
+    ) -> RebuildReport:
+        """Rebuild the whole index in a new folder, then swap it in for every reader."""
+        old = self.store
+        new_store, report = rebuild_store(
+            self.settings.data_dir, self.embedder, current=old,
+            progress=progress, on_progress=on_progress,
+        )
+        with self._swap_lock:
+            self.store = new_store
+        # Questions already running may still read the old store: close it a little later.
+        timer = threading.Timer(RETIRE_AFTER_S, old.close)
+        timer.daemon = True
+        timer.start()
+        return report
+
+    def stats(self) -> StoreStats:
+        return self.store.stats()
+
+    def close(self) -> None:
+        self.store.close()

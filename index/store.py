@@ -1,0 +1,570 @@
+"""SQLite (the source of truth) plus a FAISS index that is only a cache of it.
+
+SQLite holds articles, passages, embeddings (by hash of the embedded text, so unchanged
+text is never embedded twice) and the model that built them. The FAISS file is saved
+atomically with the SQLite generation it reflects; on open a stale or broken file is
+rebuilt from SQLite without re-embedding.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import faiss
+import numpy as np
+
+from index.articles import Article
+from index.chunking import Passage, passage_embedding_text, split_into_passages
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "newsbot.sqlite3"
+FAISS_NAME = "faiss.index"
+LOCK_NAME = "write.lock"
+SCHEMA_VERSION = 1
+_FAISS_MAGIC = b"NEWSBOT-FAISS-1\n"
+BATCH_ARTICLES = 32
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS articles (
+    id TEXT PRIMARY KEY,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    date TEXT,
+    source TEXT NOT NULL DEFAULT '',
+    url TEXT,
+    lang TEXT,
+    summary_only INTEGER NOT NULL DEFAULT 0,
+    content_hash TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    id INTEGER PRIMARY KEY,
+    article_id TEXT NOT NULL REFERENCES articles(id) ON DELETE CASCADE,
+    ordinal INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    "end" INTEGER NOT NULL,
+    text_hash TEXT NOT NULL,
+    UNIQUE (article_id, ordinal)
+);
+CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
+CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+"""
+
+
+class StoreError(RuntimeError):
+    """A problem with the index on disk that the operator must act on."""
+
+
+class ModelMismatchError(StoreError):
+    """The index was built by another embedding model; vectors of two models can't mix."""
+
+
+class PassageEncoder(Protocol):
+    """What the store needs from an embedder."""
+
+    model_id: str
+    dim: int
+    max_tokens: int
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class StoredPassage:
+    """A passage as retrieved, with the article it belongs to."""
+
+    id: int
+    article: Article
+    ordinal: int
+    heading: str
+    text: str
+    start: int
+    end: int
+
+
+@dataclass
+class IngestReport:
+    """What one ingest changed."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    passages: int = 0
+    embedded: int = 0
+    article_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoreStats:
+    articles: int
+    passages: int
+    sources: int
+    model: str | None
+    last_update: str | None
+    index_bytes: int
+    first_date: str | None
+    last_date: str | None
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """One index directory: the SQLite database and the FAISS cache beside it."""
+
+    def __init__(self, directory: Path, model_id: str, dim: int) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.model_id = model_id
+        self.dim = dim
+        self._lock = threading.RLock()  # guards the in-memory FAISS index only
+        self._write_lock = threading.Lock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._migrate()
+        self._check_model()
+        self.index = self._load_or_rebuild_faiss()
+        self._loaded_generation = self.generation
+
+    # --- opening -------------------------------------------------------------------------
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread: WAL lets readers go on while a writer commits."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(
+                self.directory / DB_NAME, check_same_thread=False, isolation_level=None
+            )
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    def _migrate(self) -> None:
+        self._db.executescript(_SCHEMA)
+        version = self._meta("schema_version")
+        if version is None:
+            self._set_meta("schema_version", str(SCHEMA_VERSION))
+        elif int(version) > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.directory} was written by a newer newsbot (schema {version}); upgrade"
+            )
+
+    def _check_model(self) -> None:
+        stored = self._meta("model_id")
+        if stored is None:
+            self._set_meta("model_id", self.model_id)
+            self._set_meta("dim", str(self.dim))
+        elif stored != self.model_id or int(self._meta("dim") or 0) != self.dim:
+            self.close()
+            raise ModelMismatchError(
+                f"The index in {self.directory} was built with the embedding model {stored!r}, "
+                f"but the configured model is {self.model_id!r}. Vectors of different models "
+                "cannot be mixed: run `newsbot reindex` to rebuild the index with the new model "
+                "(or set NEWSBOT_MODEL back)."
+            )
+
+    def _load_or_rebuild_faiss(self) -> faiss.Index:
+        path = self.directory / FAISS_NAME
+        generation = self.generation
+        count = self._count("passages")
+        try:
+            index, saved_generation = read_faiss(path)
+            if saved_generation == generation and index.ntotal == count and index.d == self.dim:
+                return index
+            log.warning(
+                "FAISS cache in %s is stale (%d vectors, generation %s; SQLite has %d, %s); "
+                "rebuilding from SQLite",
+                self.directory, index.ntotal, saved_generation, count, generation,
+            )
+        except FileNotFoundError:
+            if count:
+                log.warning("FAISS cache missing in %s; rebuilding from SQLite", self.directory)
+        except (StoreError, RuntimeError, ValueError) as exc:
+            log.warning("FAISS cache in %s unreadable (%s); rebuilding", self.directory, exc)
+        index = self._build_faiss()
+        write_faiss(path, index, generation)
+        return index
+
+    def _build_faiss(self) -> faiss.Index:
+        index = new_faiss_index(self.dim)
+        rows = self._db.execute(
+            "SELECT p.id, e.vector FROM passages p JOIN embeddings e USING (text_hash) "
+            "ORDER BY p.id"
+        ).fetchall()
+        if rows:
+            ids = np.array([r[0] for r in rows], dtype=np.int64)
+            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+            index.add_with_ids(vectors.reshape(len(rows), self.dim), ids)
+        return index
+
+    # --- metadata ------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every write; the FAISS file records the generation it reflects."""
+        return int(self._meta("generation") or 0)
+
+    def _count(self, table: str) -> int:
+        return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    @contextmanager
+    def writer(self) -> Iterator[None]:
+        """One writer at a time, across threads and processes (an flock beside the DB)."""
+        with self._write_lock, open(self.directory / LOCK_NAME, "a+") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                self.refresh()
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def refresh(self) -> bool:
+        """Reload the FAISS cache when another process wrote since we loaded it."""
+        with self._lock:
+            on_disk = self.generation
+            if self._loaded_generation == on_disk:
+                return False
+            self.index = self._load_or_rebuild_faiss()
+            self._loaded_generation = on_disk
+            return True
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add_articles(
+        self,
+        articles: Sequence[Article],
+        encoder: PassageEncoder,
+        progress: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> IngestReport:
+        """Chunk, embed (only text never embedded before) and store articles, committing in
+        batches; a failure leaves every earlier batch committed and the index consistent."""
+        if encoder.model_id != self.model_id:
+            raise ModelMismatchError(
+                f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
+            )
+        report = IngestReport()
+        unique = list({a.id: a for a in articles}.values())
+        with self.writer():
+            for start in range(0, len(unique), BATCH_ARTICLES):
+                batch = unique[start : start + BATCH_ARTICLES]
+                self._add_batch(batch, encoder, report, progress)
+                if on_progress:
+                    on_progress(min(start + BATCH_ARTICLES, len(unique)), len(unique))
+        return report
+
+    def _add_batch(
+        self,
+        batch: Sequence[Article],
+        encoder: PassageEncoder,
+        report: IngestReport,
+        progress: bool,
+    ) -> None:
+        known = {
+            row[0]: row[1]
+            for row in self._db.execute(
+                f"SELECT id, content_hash FROM articles WHERE id IN ({','.join('?' * len(batch))})",
+                [a.id for a in batch],
+            )
+        }
+        changed = [a for a in batch if known.get(a.id) != a.content_hash]
+        report.unchanged += len(batch) - len(changed)
+        if not changed:
+            return
+        chunked: list[tuple[Article, list[Passage], list[str]]] = []
+        for article in changed:
+            passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
+            texts = [passage_embedding_text(p) for p in passages]
+            chunked.append((article, passages, texts))
+        vectors, embedded = self._embed_missing(
+            [t for _, _, texts in chunked for t in texts], encoder, progress
+        )
+        now = time.time()
+        removed: list[int] = []
+        added_ids: list[int] = []
+        added_vectors: list[np.ndarray] = []
+        with self._transaction():
+            for article, passages, texts in chunked:
+                removed += [
+                    r[0]
+                    for r in self._db.execute(
+                        "SELECT id FROM passages WHERE article_id = ?", (article.id,)
+                    )
+                ]
+                self._db.execute("DELETE FROM passages WHERE article_id = ?", (article.id,))
+                self._db.execute(
+                    "INSERT OR REPLACE INTO articles (id, title, text, date, source, url, lang, "
+                    "summary_only, content_hash, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        article.id, article.title, article.text, article.date, article.source,
+                        article.url, article.lang, int(article.summary_only),
+                        article.content_hash, now,
+                    ),
+                )
+                for passage, embedded in zip(passages, texts, strict=True):
+                    digest = text_hash(embedded)
+                    cursor = self._db.execute(
+                        'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
+                        "text_hash) VALUES (?,?,?,?,?,?,?)",
+                        (
+                            article.id, passage.ordinal, passage.heading, passage.text,
+                            passage.start, passage.end, digest,
+                        ),
+                    )
+                    added_ids.append(int(cursor.lastrowid or 0))
+                    added_vectors.append(vectors[digest])
+                if article.id in known:
+                    report.updated += 1
+                else:
+                    report.added += 1
+                report.passages += len(passages)
+                report.article_ids.append(article.id)
+            self._db.executemany(
+                "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+                [(h, v.astype(np.float32).tobytes()) for h, v in vectors.items()],
+            )
+            generation = self.generation + 1
+            self._set_meta("generation", str(generation))
+            self._set_meta("last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+        report.embedded += embedded
+        self._apply_to_faiss(removed, added_ids, added_vectors, generation)
+
+    def _embed_missing(
+        self, texts: list[str], encoder: PassageEncoder, progress: bool
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Vectors for every text (and how many were new), embedding only those whose hash
+        SQLite doesn't hold."""
+        wanted = {text_hash(t): t for t in texts}
+        found: dict[str, np.ndarray] = {}
+        hashes = list(wanted)
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            for row in self._db.execute(
+                f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
+                f"({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                found[row[0]] = np.frombuffer(row[1], dtype=np.float32)
+        missing = [h for h in hashes if h not in found]
+        if missing:
+            matrix = encoder.embed_passages([wanted[h] for h in missing], progress=progress)
+            if matrix.shape != (len(missing), self.dim):
+                raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
+            found.update(zip(missing, matrix.astype(np.float32), strict=True))
+        return found, len(missing)
+
+    def _apply_to_faiss(
+        self, removed: list[int], ids: list[int], vectors: list[np.ndarray], generation: int
+    ) -> None:
+        with self._lock:
+            if removed:
+                self.index.remove_ids(np.array(removed, dtype=np.int64))
+            if ids:
+                self.index.add_with_ids(
+                    np.vstack(vectors).astype(np.float32), np.array(ids, dtype=np.int64)
+                )
+            write_faiss(self.directory / FAISS_NAME, self.index, generation)
+            self._loaded_generation = generation
+
+    def embed_texts(self, texts: Sequence[str], encoder: PassageEncoder) -> np.ndarray:
+        """Passage-side vectors for arbitrary texts (quote candidates), through the same
+        embedding cache, so asking about the same passages twice embeds nothing."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors, embedded = self._embed_missing(list(texts), encoder, progress=False)
+        if embedded:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+                    [(h, v.tobytes()) for h, v in vectors.items()],
+                )
+        return np.vstack([vectors[text_hash(t)] for t in texts])
+
+    def copy_embeddings_from(self, other: Store) -> int:
+        """Seed this store's embedding cache from another built by the same model."""
+        if other.model_id != self.model_id:
+            return 0
+        rows = other._db.execute("SELECT text_hash, vector FROM embeddings").fetchall()
+        with self._transaction():
+            self._db.executemany(
+                "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+                [(r[0], r[1]) for r in rows],
+            )
+        return len(rows)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def search_vectors(self, query: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
+        """Top-k (passage id, cosine) for each query vector."""
+        with self._lock:
+            if self.index.ntotal == 0 or k <= 0:
+                return [[] for _ in range(len(query))]
+            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), k)
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+    def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
+        """Passages with their articles, by id."""
+        if not ids:
+            return {}
+        rows = self._db.execute(
+            'SELECT p.id, p.ordinal, p.heading, p.text AS ptext, p.start, p."end", a.* '
+            "FROM passages p JOIN articles a ON a.id = p.article_id "
+            f"WHERE p.id IN ({','.join('?' * len(ids))})",
+            list(ids),
+        ).fetchall()
+        return {
+            int(r[0]): StoredPassage(
+                id=int(r[0]),
+                article=_article_from_row(r),
+                ordinal=int(r["ordinal"]),
+                heading=r["heading"],
+                text=r["ptext"],
+                start=int(r["start"]),
+                end=int(r["end"]),
+            )
+            for r in rows
+        }
+
+    def passage_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        with self._lock:
+            return {i: self.index.reconstruct(int(i)) for i in ids}
+
+    def all_articles(self) -> list[Article]:
+        return [
+            _article_from_row(r) for r in self._db.execute("SELECT * FROM articles ORDER BY id")
+        ]
+
+    def article(self, article_id: str) -> Article | None:
+        row = self._db.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+        return None if row is None else _article_from_row(row)
+
+    def stats(self) -> StoreStats:
+        row = self._db.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT NULLIF(source, '')), MIN(date), MAX(date) "
+            "FROM articles"
+        ).fetchone()
+        faiss_path = self.directory / FAISS_NAME
+        return StoreStats(
+            articles=int(row[0]),
+            passages=self._count("passages"),
+            sources=int(row[1]),
+            model=self._meta("model_id"),
+            last_update=self._meta("last_update"),
+            index_bytes=faiss_path.stat().st_size if faiss_path.exists() else 0,
+            first_date=row[2],
+            last_date=row[3],
+        )
+
+    def sources(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT source FROM articles WHERE source != '' GROUP BY source "
+                "ORDER BY COUNT(*) DESC"
+            )
+        ]
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+
+def _article_from_row(row: sqlite3.Row) -> Article:
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        date=row["date"],
+        source=row["source"],
+        url=row["url"],
+        lang=row["lang"],
+        summary_only=bool(row["summary_only"]),
+    )
+
+
+def new_faiss_index(dim: int) -> faiss.Index:
+    """Exact inner product over normalised vectors (= cosine), addressed by passage id."""
+    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def write_faiss(path: Path, index: faiss.Index, generation: int) -> None:
+    """Write atomically: a temp file in the same folder, fsync, then os.replace."""
+    payload = faiss.serialize_index(index).tobytes()
+    header = json.dumps({"generation": generation, "count": int(index.ntotal)}).encode() + b"\n"
+    fd, tmp = tempfile.mkstemp(prefix=".faiss-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(_FAISS_MAGIC + header + payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_faiss(path: Path) -> tuple[faiss.Index, int]:
+    """Read a file written by write_faiss; raise StoreError when it is not one."""
+    data = path.read_bytes()
+    if not data.startswith(_FAISS_MAGIC):
+        raise StoreError("not a newsbot FAISS file")
+    header_end = data.index(b"\n", len(_FAISS_MAGIC))
+    header = json.loads(data[len(_FAISS_MAGIC) : header_end])
+    payload = np.frombuffer(data[header_end + 1 :], dtype=np.uint8)
+    index = faiss.deserialize_index(payload)
+    if index.ntotal != header["count"]:
+        raise StoreError("FAISS file is truncated")
+    return index, int(header["generation"])
