@@ -64,7 +64,8 @@ class _Candidate:
     hit: Hit
     start: int
     end: int
-    score: float
+    similarity: float  # the sentence's own cosine to the question
+    score: float  # what candidates are ranked by
 
     @property
     def quote(self) -> str:
@@ -92,9 +93,11 @@ def compose_answer(
     sentences: SentenceEmbedder,
     encoder: PassageEncoder,
     max_citations: int = 3,
+    quote_floor: float = 0.0,
 ) -> Answer:
-    """Pick the best-answering sentence of each retrieved article and cite it; with no hit
-    above the floor, say the news has nothing on it."""
+    """Pick the best-answering sentence of each retrieved article and cite it. When no
+    sentence is at least `quote_floor` similar to the question, say the news has nothing
+    on it: a sentence that close is the evidence, not a passage that is vaguely related."""
     if not retrieval.hits:
         return Answer(retrieval.question, False, NO_SOURCE)
     candidates = quote_candidates(retrieval.hits)
@@ -103,9 +106,12 @@ def compose_answer(
     )
     sentence_scores = vectors @ retrieval.vector
     scored = [
-        _Candidate(hit, start, end, float(s) + PASSAGE_WEIGHT * hit.score)
+        _Candidate(hit, start, end, float(s), float(s) + PASSAGE_WEIGHT * hit.score)
         for (hit, start, end), s in zip(candidates, sentence_scores, strict=True)
+        if s >= quote_floor
     ]
+    if not scored:
+        return Answer(retrieval.question, False, NO_SOURCE)
     scored.sort(key=lambda c: c.score, reverse=True)
     best_per_article: dict[str, _Candidate] = {}
     for cand in scored:
@@ -122,7 +128,7 @@ def compose_answer(
             date=c.hit.passage.article.date,
             url=c.hit.passage.article.url,
             quote=c.quote,
-            score=round(c.hit.score, 4),
+            score=round(c.similarity, 4),
         )
         for i, c in enumerate(chosen, start=1)
     ]

@@ -154,16 +154,15 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def format_answer(answer: Answer) -> str:
-    """Plain text for a terminal: the answer, then numbered quotes with their sources."""
+    """Plain text for a terminal: numbered verbatim quotes, each with its source."""
     lines = [f"Q: {answer.question}"]
     if not answer.answered:
-        lines.append(f"A: no source — {answer.answer}")
+        lines.append(f"A: no source. {answer.answer}")
         return "\n".join(lines) + "\n"
-    lines.append(f"A: {answer.answer}")
     for c in answer.citations:
-        origin = ", ".join(x for x in (c.source, c.date) if x)
-        lines.append(f"  [{c.n}] « {c.quote} »")
-        lines.append(f"      — {origin}: {c.title}" + (f" <{c.url}>" if c.url else ""))
+        origin = ", ".join(x for x in (c.source, c.date) if x) or "unknown source"
+        lines.append(f"[{c.n}] « {c.quote} »")
+        lines.append(f"    — {origin}: {c.title}" + (f" <{c.url}>" if c.url else ""))
     return "\n".join(lines) + "\n"
 
 

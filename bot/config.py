@@ -32,7 +32,14 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")
     score_floor: float = Field(
-        0.82, ge=-1.0, le=1.0, description="cosine under which a passage is not evidence"
+        0.79,
+        ge=-1.0,
+        le=1.0,
+        description="cosine between question and quoted sentence under which there is no "
+        "answer (calibrated on the dev sets, see bench/)",
+    )
+    passage_floor: float = Field(
+        0.70, ge=-1.0, le=1.0, description="cosine under which a passage is not even read"
     )
     batch_size: int = Field(16, ge=1, le=512, description="passages embedded per batch")
     max_question_chars: int = Field(1000, ge=10, description="longer questions are refused")

@@ -37,17 +37,19 @@ class Engine:
     @property
     def retriever(self) -> Retriever:
         return Retriever(
-            self.store, self.embedder, k=self.settings.top_k, floor=self.settings.score_floor
+            self.store, self.embedder, k=self.settings.top_k, floor=self.settings.passage_floor
         )
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
         """Answer several questions; the embedder batches their vectors."""
         store = self.store
         retrievals = Retriever(
-            store, self.embedder, k=self.settings.top_k, floor=self.settings.score_floor
+            store, self.embedder, k=self.settings.top_k, floor=self.settings.passage_floor
         ).retrieve_many(questions, filters=filters)
         return [
-            compose_answer(r, store, self.embedder, self.settings.max_citations)
+            compose_answer(
+                r, store, self.embedder, self.settings.max_citations, self.settings.score_floor
+            )
             for r in retrievals
         ]
 

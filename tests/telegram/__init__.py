@@ -1,0 +1,1 @@
+"""End-to-end test support for the Telegram side: a fake Bot API server."""

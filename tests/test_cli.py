@@ -1,0 +1,105 @@
+"""The `newsbot` command end to end, in-process, on a temporary data dir with the seed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+SEED_QUOTE = "Aucun accord n'a été signé et il n'était pas prévu d'en signer"
+
+
+@pytest.fixture
+def env(settings, monkeypatch: pytest.MonkeyPatch) -> Path:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("NEWSBOT_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("NEWSBOT_CACHE_DIR", str(settings.cache_dir))
+    return Path(settings.data_dir)
+
+
+def _json_lines(out: str) -> list[dict]:  # type: ignore[type-arg]
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def test_ask_json_answers_in_english_and_french_and_refuses_off_topic(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", str(env / "articles")]) == 0
+    capsys.readouterr()
+    questions = [
+        "who denied signing an accord?",
+        "Qui a nié la signature d'un accord ?",
+        "Who won the 2018 football World Cup?",
+    ]
+    assert main(["ask", "--json", *questions]) == 0
+    english, french, football = _json_lines(capsys.readouterr().out)
+    for answer, question in zip((english, french), questions, strict=False):
+        assert answer["question"] == question and answer["answered"] is True
+        first = answer["citations"][0]
+        assert SEED_QUOTE in first["quote"] and "Peskov" in first["quote"]
+        assert (first["source"], first["date"], first["n"]) == ("ATS", "2023-09", 1)
+        assert set(first) == {"n", "article_id", "title", "source", "date", "url", "quote",
+                              "score"}
+        assert len({c["article_id"] for c in answer["citations"]}) == len(answer["citations"])
+    assert football["answered"] is False and football["citations"] == []
+    text = (env / "articles" / "000_15beeeafbb7eb3ba.txt").read_text(encoding="utf-8")
+    assert english["citations"][0]["quote"] in text  # verbatim
+
+
+def test_ask_reads_questions_from_a_file_and_prints_text(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["ingest", str(env / "articles")])
+    questions = tmp_path / "q.txt"
+    questions.write_text("who denied signing an accord?\n\nQui a nié la signature d'un accord ?\n")
+    capsys.readouterr()
+    assert main(["ask", "--file", str(questions)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("Q: ") == 2 and out.count(SEED_QUOTE) == 2 and "ATS, 2023-09" in out
+
+
+def test_second_ingest_embeds_nothing_and_stats_json(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["ingest", str(env / "articles")])
+    capsys.readouterr()
+    main(["ingest", str(env / "articles")])
+    assert "0 added, 0 updated, 1 unchanged; 0 passages, 0 embedded" in capsys.readouterr().out
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert set(stats) == {"articles", "passages", "sources", "model", "last_update"}
+    assert stats["articles"] == 1 and stats["passages"] >= 4 and stats["sources"] == 1
+    assert "e5" in stats["model"] and stats["last_update"]
+
+
+def test_bad_input_gets_a_clear_message(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ask", "anything"]) == 2
+    err = capsys.readouterr().err
+    assert "is empty" in err and "newsbot ingest" in err
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert main(["ingest", str(bad), str(env / "articles")]) == 0
+    captured = capsys.readouterr()
+    assert "bad.json" in captured.err and "1 added" in captured.out
+    assert main(["ask", "x" * 1001]) == 2
+    assert "limit is 1000" in capsys.readouterr().err
+    assert main(["ask", "   "]) == 2
+    assert "at least one question" in capsys.readouterr().err
+
+
+def test_model_mismatch_is_refused_with_advice_to_reindex(
+    env: Path, capsys: pytest.CaptureFixture[str], embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from index.store import Store
+
+    Store(env / "store", "some-other-model", embedder.dim).close()
+    assert main(["ask", "who denied signing an accord?"]) == 2
+    assert "newsbot reindex" in capsys.readouterr().err
+    assert main(["reindex"]) == 0
+    capsys.readouterr()
+    assert main(["ask", "--json", "who denied signing an accord?"]) == 0
+    assert _json_lines(capsys.readouterr().out)[0]["answered"] is True

@@ -1,0 +1,182 @@
+"""The SQLite + FAISS store: round trip, incremental ingest, crash safety, model guard."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import store as store_module
+from index.articles import Article, load_articles
+from index.store import FAISS_NAME, ModelMismatchError, Store
+from tests.conftest import SEED
+
+
+class CountingEncoder:
+    """The real embedder, counting how many texts it is asked to embed."""
+
+    def __init__(self, inner, fail_after: int | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.model_id = inner.model_id
+        self.dim = inner.dim
+        self.max_tokens = inner.max_tokens
+        self.embedded = 0
+        self.fail_after = fail_after
+
+    def count_tokens(self, text: str) -> int:
+        return int(self.inner.count_tokens(text))
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        if self.fail_after is not None and self.embedded + len(texts) > self.fail_after:
+            raise RuntimeError("simulated crash while embedding")
+        self.embedded += len(texts)
+        return np.asarray(self.inner.embed_passages(texts))
+
+
+def _seed() -> list[Article]:
+    return load_articles([SEED]).articles
+
+
+def _other_articles(n: int) -> list[Article]:
+    return [
+        Article(
+            title=f"Storm {i}",
+            text=f"A storm named Storm{i} hit the coast of Brittany on day {i}. "
+            "Thousands of homes lost power and trains were cancelled.",
+            source="Test",
+            date=f"2024-01-{i + 1:02d}",
+        )
+        for i in range(n)
+    ]
+
+
+def test_round_trip_survives_reopening(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    report = store.add_articles(_seed(), embedder)
+    assert report.added == 1 and report.passages >= 4
+    query = embedder.embed_queries(["who denied signing an accord?"])
+    before = store.search_vectors(query, 3)[0]
+    stats = store.stats()
+    store.close()
+
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim)
+    assert reopened.stats().passages == stats.passages == reopened.index.ntotal
+    assert reopened.search_vectors(query, 3)[0] == before
+    top = reopened.passages([before[0][0]])[before[0][0]]
+    assert "Aucun accord n'a été signé" in top.text
+    assert top.article.source == "ATS" and top.article.date == "2023-09"
+    assert top.article.text[top.start : top.end] == top.text
+
+
+def test_second_ingest_embeds_nothing(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = CountingEncoder(embedder)
+    store = Store(tmp_path, encoder.model_id, encoder.dim)
+    first = store.add_articles(_seed(), encoder)
+    assert first.embedded == encoder.embedded > 0
+    second = store.add_articles(_seed(), encoder)
+    assert (second.added, second.updated, second.unchanged, second.embedded) == (0, 0, 1, 0)
+    assert encoder.embedded == first.embedded
+    assert store.index.ntotal == first.passages
+
+
+def test_changed_article_replaces_its_passages(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = CountingEncoder(embedder)
+    store = Store(tmp_path, encoder.model_id, encoder.dim)
+    original = _other_articles(1)[0]
+    store.add_articles([original], encoder)
+    changed = Article(
+        title=original.title, text=original.text + " Schools closed.", source="Test",
+        date=original.date,
+    )
+    assert changed.id == original.id
+    report = store.add_articles([changed], encoder)
+    assert report.updated == 1
+    assert store.index.ntotal == store.stats().passages == 1
+    assert "Schools closed." in store.all_articles()[0].text
+
+
+def test_crash_while_saving_faiss_leaves_a_loadable_index(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(_seed(), embedder)
+    saved = (tmp_path / FAISS_NAME).read_bytes()
+    passages_before = store.stats().passages
+
+    def crash(*args: object) -> None:
+        raise OSError("simulated power cut during os.replace")
+
+    monkeypatch.setattr(store_module.os, "replace", crash)
+    with pytest.raises(OSError):
+        store.add_articles(_other_articles(2), embedder)
+    monkeypatch.undo()
+    assert (tmp_path / FAISS_NAME).read_bytes() == saved  # old file untouched
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".faiss-")]  # no temp litter
+    store.close()
+
+    encoder = CountingEncoder(embedder)
+    reopened = Store(tmp_path, encoder.model_id, encoder.dim)
+    # SQLite committed the new articles; the stale FAISS cache is rebuilt, not re-embedded.
+    assert reopened.stats().passages == passages_before + 2 == reopened.index.ntotal
+    assert encoder.embedded == 0
+    hits = reopened.search_vectors(embedder.embed_queries(["storm Storm1 Brittany"]), 1)[0]
+    assert "Storm1" in reopened.passages([hits[0][0]])[hits[0][0]].text
+
+
+def test_crash_while_embedding_keeps_earlier_batches(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(store_module, "BATCH_ARTICLES", 2)
+    encoder = CountingEncoder(embedder, fail_after=3)
+    store = Store(tmp_path, encoder.model_id, encoder.dim)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        store.add_articles(_other_articles(5), encoder)
+    assert store.stats().articles == 2 and store.index.ntotal == 2
+    store.close()
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim)
+    report = reopened.add_articles(_other_articles(5), CountingEncoder(embedder))
+    assert (report.unchanged, report.added, report.embedded) == (2, 3, 3)
+
+
+def test_corrupt_or_missing_faiss_file_is_rebuilt_from_sqlite(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(_seed(), embedder)
+    count = store.index.ntotal
+    store.close()
+    path = tmp_path / FAISS_NAME
+    path.write_bytes(path.read_bytes()[:100])
+    assert Store(tmp_path, embedder.model_id, embedder.dim).index.ntotal == count
+    path.unlink()
+    assert Store(tmp_path, embedder.model_id, embedder.dim).index.ntotal == count
+
+
+def test_an_index_built_by_another_model_is_refused(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    Store(tmp_path, embedder.model_id, embedder.dim).add_articles(_seed(), embedder)
+    with pytest.raises(ModelMismatchError, match="newsbot reindex"):
+        Store(tmp_path, "sentence-transformers/some-other-model", embedder.dim)
+    with pytest.raises(ModelMismatchError):
+        Store(tmp_path, embedder.model_id, 768)
+
+
+def test_reindex_swaps_in_a_new_store_and_reuses_embeddings(
+    settings, embedder, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from index.corpus import ingest_paths, open_store, rebuild_store
+
+    store = open_store(settings.data_dir, embedder)
+    extra = tmp_path / "extra.json"
+    extra.write_text('{"title": "Extra", "text": "An ingested article about tides.", "source": "X"}')
+    ingest_paths(store, [settings.articles_dir, extra], embedder)
+    assert store.stats().articles == 2
+    encoder = CountingEncoder(embedder)
+    new_store, report = rebuild_store(settings.data_dir, encoder, current=store)
+    assert report.articles == 2 and encoder.embedded == 0 and report.reused > 0
+    assert new_store.stats().articles == 2  # the ingested article survived
+    assert not (settings.data_dir / "store.new").exists()
+    assert not (settings.data_dir / "store.old").exists()
+    shutil.rmtree(settings.data_dir / "store")
+    assert open_store(settings.data_dir, embedder).stats().articles == 0
