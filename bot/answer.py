@@ -116,9 +116,9 @@ def compose_answer(
     best_per_article: dict[str, _Candidate] = {}
     for cand in scored:
         best_per_article.setdefault(cand.hit.passage.article.id, cand)
-    chosen = [
-        c for c in best_per_article.values() if c.score >= scored[0].score - CITATION_MARGIN
-    ][:max_citations]
+    chosen = [c for c in best_per_article.values() if c.score >= scored[0].score - CITATION_MARGIN][
+        :max_citations
+    ]
     citations = [
         Citation(
             n=i,

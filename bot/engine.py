@@ -53,7 +53,9 @@ class Engine:
             for r in retrievals
         ]
 
-    def ingest(self, paths: Sequence[Path], progress: bool = False) -> tuple[IngestReport, list[str]]:
+    def ingest(
+        self, paths: Sequence[Path], progress: bool = False
+    ) -> tuple[IngestReport, list[str]]:
         return ingest_paths(self.store, list(paths), self.embedder, progress=progress)
 
     def reindex(
@@ -62,8 +64,11 @@ class Engine:
         """Rebuild the whole index in a new folder, then swap it in for every reader."""
         old = self.store
         new_store, report = rebuild_store(
-            self.settings.data_dir, self.embedder, current=old,
-            progress=progress, on_progress=on_progress,
+            self.settings.data_dir,
+            self.embedder,
+            current=old,
+            progress=progress,
+            on_progress=on_progress,
         )
         with self._swap_lock:
             self.store = new_store

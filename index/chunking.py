@@ -14,10 +14,60 @@ MAX_WORDS = 200
 
 # Abbreviations after which a full stop does not end a sentence (French and English news).
 _ABBREVIATIONS = {
-    "m", "mm", "mme", "mmes", "mlle", "dr", "pr", "me", "st", "ste", "mr", "mrs", "ms", "prof",
-    "gen", "gén", "col", "lt", "sgt", "capt", "gov", "sen", "rep", "jr", "sr", "inc", "ltd",
-    "co", "corp", "vs", "etc", "av", "apr", "env", "cf", "p", "pp", "no", "nº", "vol", "fig",
-    "jan", "feb", "fév", "mar", "aug", "sept", "oct", "nov", "dec", "déc", "u.s", "e.g", "i.e",
+    "m",
+    "mm",
+    "mme",
+    "mmes",
+    "mlle",
+    "dr",
+    "pr",
+    "me",
+    "st",
+    "ste",
+    "mr",
+    "mrs",
+    "ms",
+    "prof",
+    "gen",
+    "gén",
+    "col",
+    "lt",
+    "sgt",
+    "capt",
+    "gov",
+    "sen",
+    "rep",
+    "jr",
+    "sr",
+    "inc",
+    "ltd",
+    "co",
+    "corp",
+    "vs",
+    "etc",
+    "av",
+    "apr",
+    "env",
+    "cf",
+    "p",
+    "pp",
+    "no",
+    "nº",
+    "vol",
+    "fig",
+    "jan",
+    "feb",
+    "fév",
+    "mar",
+    "aug",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
+    "déc",
+    "u.s",
+    "e.g",
+    "i.e",
 }
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s+|$)")
 
@@ -130,19 +180,16 @@ def _fit_sentences(
         if count_tokens(text[sentence.start : sentence.end]) <= budget:
             fitted.append(sentence)
             continue
-        start = sentence.start
-        words = list(re.finditer(r"\S+", text[sentence.start : sentence.end]))
-        piece_start = 0
-        for i in range(1, len(words) + 1):
-            candidate_end = sentence.start + words[i - 1].end()
-            if i == len(words) or count_tokens(
-                text[start : sentence.start + words[i].end()]
-            ) > budget:
-                if i == len(words) or i > piece_start + 1:
-                    fitted.append(Sentence(start, candidate_end))
-                    piece_start = i
-                    if i < len(words):
-                        start = sentence.start + words[i].start()
+        words = [
+            (sentence.start + m.start(), sentence.start + m.end())
+            for m in re.finditer(r"\S+", text[sentence.start : sentence.end])
+        ]
+        first = 0
+        for i in range(1, len(words)):
+            if count_tokens(text[words[first][0] : words[i][1]]) > budget:
+                fitted.append(Sentence(words[first][0], words[i - 1][1]))
+                first = i
+        fitted.append(Sentence(words[first][0], words[-1][1]))
     return fitted
 
 

@@ -86,7 +86,9 @@ def rebuild_store(
     started = time.monotonic()
     data_dir = Path(data_dir)
     with rebuild_lock(data_dir):
-        loaded = load_articles([articles_dir(data_dir)]) if articles_dir(data_dir).exists() else None
+        loaded = (
+            load_articles([articles_dir(data_dir)]) if articles_dir(data_dir).exists() else None
+        )
         articles: dict[str, Article] = {}
         old = current
         if old is None and (store_dir(data_dir) / "newsbot.sqlite3").exists():

@@ -25,6 +25,7 @@ from typing import Protocol
 
 import faiss
 import numpy as np
+from tqdm import tqdm
 
 from index.articles import Article
 from index.chunking import Passage, passage_embedding_text, split_into_passages
@@ -200,7 +201,11 @@ class Store:
             log.warning(
                 "FAISS cache in %s is stale (%d vectors, generation %s; SQLite has %d, %s); "
                 "rebuilding from SQLite",
-                self.directory, index.ntotal, saved_generation, count, generation,
+                self.directory,
+                index.ntotal,
+                saved_generation,
+                count,
+                generation,
             )
         except FileNotFoundError:
             if count:
@@ -292,10 +297,12 @@ class Store:
             )
         report = IngestReport()
         unique = list({a.id: a for a in articles}.values())
-        with self.writer():
+        bar = tqdm(total=len(unique), unit="article", disable=not progress, leave=False)
+        with self.writer(), bar:
             for start in range(0, len(unique), BATCH_ARTICLES):
                 batch = unique[start : start + BATCH_ARTICLES]
-                self._add_batch(batch, encoder, report, progress)
+                self._add_batch(batch, encoder, report)
+                bar.update(len(batch))
                 if on_progress:
                     on_progress(min(start + BATCH_ARTICLES, len(unique)), len(unique))
         return report
@@ -305,7 +312,6 @@ class Store:
         batch: Sequence[Article],
         encoder: PassageEncoder,
         report: IngestReport,
-        progress: bool,
     ) -> None:
         known = {
             row[0]: row[1]
@@ -324,7 +330,7 @@ class Store:
             texts = [passage_embedding_text(p) for p in passages]
             chunked.append((article, passages, texts))
         vectors, embedded = self._embed_missing(
-            [t for _, _, texts in chunked for t in texts], encoder, progress
+            [t for _, _, texts in chunked for t in texts], encoder
         )
         now = time.time()
         removed: list[int] = []
@@ -343,9 +349,16 @@ class Store:
                     "INSERT OR REPLACE INTO articles (id, title, text, date, source, url, lang, "
                     "summary_only, content_hash, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        article.id, article.title, article.text, article.date, article.source,
-                        article.url, article.lang, int(article.summary_only),
-                        article.content_hash, now,
+                        article.id,
+                        article.title,
+                        article.text,
+                        article.date,
+                        article.source,
+                        article.url,
+                        article.lang,
+                        int(article.summary_only),
+                        article.content_hash,
+                        now,
                     ),
                 )
                 for passage, embed_text in zip(passages, texts, strict=True):
@@ -354,8 +367,13 @@ class Store:
                         'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
                         "text_hash) VALUES (?,?,?,?,?,?,?)",
                         (
-                            article.id, passage.ordinal, passage.heading, passage.text,
-                            passage.start, passage.end, digest,
+                            article.id,
+                            passage.ordinal,
+                            passage.heading,
+                            passage.text,
+                            passage.start,
+                            passage.end,
+                            digest,
                         ),
                     )
                     added_ids.append(int(cursor.lastrowid or 0))
@@ -377,7 +395,7 @@ class Store:
         self._apply_to_faiss(removed, added_ids, added_vectors, generation)
 
     def _embed_missing(
-        self, texts: list[str], encoder: PassageEncoder, progress: bool
+        self, texts: list[str], encoder: PassageEncoder
     ) -> tuple[dict[str, np.ndarray], int]:
         """Vectors for every text (and how many were new), embedding only those whose hash
         SQLite doesn't hold."""
@@ -394,7 +412,7 @@ class Store:
                 found[row[0]] = np.frombuffer(row[1], dtype=np.float32)
         missing = [h for h in hashes if h not in found]
         if missing:
-            matrix = encoder.embed_passages([wanted[h] for h in missing], progress=progress)
+            matrix = encoder.embed_passages([wanted[h] for h in missing])
             if matrix.shape != (len(missing), self.dim):
                 raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
             found.update(zip(missing, matrix.astype(np.float32), strict=True))
@@ -418,7 +436,7 @@ class Store:
         embedding cache, so asking about the same passages twice embeds nothing."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors, embedded = self._embed_missing(list(texts), encoder, progress=False)
+        vectors, embedded = self._embed_missing(list(texts), encoder)
         if embedded:
             with self._transaction():
                 self._db.executemany(
