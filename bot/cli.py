@@ -8,9 +8,13 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answer import Answer
 from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.engine import Engine
 
 log = logging.getLogger("newsbot")
 
@@ -45,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument("bench_dir", type=Path)
     retrieval.add_argument("--out", type=Path, required=True)
     retrieval.add_argument("--store", type=Path, help="where to keep the set's index")
+
+    sub.add_parser("run", help="run the Telegram bot (polling, or webhook if a URL is set)")
+    health = sub.add_parser("healthcheck", help="exit 0 if the running bot's health endpoint is ok")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds")
     return parser
 
 
@@ -69,7 +77,7 @@ class _UserError(Exception):
     """An error the user can fix; printed as one sentence, without a traceback."""
 
 
-def _engine(settings: Settings):  # type: ignore[no-untyped-def]
+def _engine(settings: Settings) -> Engine:
     from bot.engine import Engine
     from index.embedding import EmbeddingModelError
     from index.store import StoreError
@@ -202,12 +210,63 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from telegram.error import InvalidToken
+
+    from bot.app import run
+
+    if settings.telegram_token is None:
+        raise _UserError("set NEWSBOT_TELEGRAM_TOKEN to the token @BotFather gave you")
+    if not args.verbose:
+        logging.getLogger().setLevel(settings.log_level.upper())
+    engine = _engine(settings)
+    try:
+        if engine.stats().articles == 0 and settings.articles_dir.is_dir():
+            log.info("the index is empty: ingesting %s first", settings.articles_dir)
+            report, errors = engine.ingest([settings.articles_dir])
+            for error in errors:
+                log.warning("skipped %s", error)
+            log.info("%d articles, %d passages indexed", report.added, report.passages)
+        run(settings, engine)
+    except InvalidToken as exc:
+        raise _UserError(f"Telegram refused the token: {exc}") from None
+    finally:
+        engine.close()
+    return 0
+
+
+def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
+    """For container probes: ask the running bot's health endpoint (both modes serve it)."""
+    import urllib.error
+    import urllib.request
+
+    if not settings.health_path:
+        raise _UserError("NEWSBOT_HEALTH_PATH is empty, so the bot serves no health endpoint")
+    host = settings.listen_host
+    host = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host
+    host = f"[{host}]" if ":" in host else host
+    url = f"http://{host}:{settings.listen_port}{settings.health_path}"
+    try:
+        with urllib.request.urlopen(url, timeout=args.timeout) as response:
+            body = response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        print(f"unhealthy: {url} answered {exc.code}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"unhealthy: {url}: {exc}", file=sys.stderr)
+        return 1
+    print(body)
+    return 0
+
+
 _COMMANDS = {
     "ingest": cmd_ingest,
     "reindex": cmd_reindex,
     "ask": cmd_ask,
     "stats": cmd_stats,
     "bench": cmd_bench,
+    "run": cmd_run,
+    "healthcheck": cmd_healthcheck,
 }
 
 

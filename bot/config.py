@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+_SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 
 def default_cache_dir() -> Path:
@@ -48,8 +52,64 @@ class Settings(BaseSettings):
     telegram_api_url: str = Field(
         "https://api.telegram.org/bot", description="Bot API base URL (PTB base_url)"
     )
-    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list, description="Telegram user ids")
+    admin_ids: Annotated[list[int], NoDecode] = Field(
+        default_factory=list, description="Telegram user ids"
+    )
     log_level: str = Field("INFO")
+
+    webhook_url: str | None = Field(
+        None,
+        description="public HTTPS URL Telegram posts updates to; unset: long polling. The "
+        "bot serves the URL's path itself on listen_host:listen_port",
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="checked against Telegram's X-Telegram-Bot-Api-Secret-Token header "
+        "(1-256 of A-Z a-z 0-9 _ -); a random one is drawn at each start when unset",
+    )
+    listen_host: str = Field("0.0.0.0", description="address of the webhook/health server")
+    listen_port: int = Field(8080, ge=0, le=65535, description="its port (0: any free port)")
+    health_path: str = Field(
+        "/healthz", description="health endpoint, served in both modes ('' turns it off)"
+    )
+    drop_pending_updates: bool = Field(False, description="skip updates queued while down")
+    concurrent_updates: int = Field(
+        64, ge=1, le=1024, description="updates in flight at once (one chat's stay in order)"
+    )
+    rate_per_second: float = Field(
+        30.0, ge=0, description="messages per second across all chats (0: no limit)"
+    )
+    rate_per_group_minute: float = Field(
+        20.0, ge=0, description="messages per minute in one group (0: no limit)"
+    )
+    rate_retries: int = Field(
+        8, ge=0, le=100, description="retries of a request Telegram answered 429 to"
+    )
+    progress_interval_s: float = Field(
+        3.0, ge=0, description="least time between two edits of the /reindex progress message"
+    )
+
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _https_webhook(cls, value: object) -> object:
+        """Telegram only posts to HTTPS; an empty value means polling."""
+        if isinstance(value, str):
+            value = value.strip() or None
+        if isinstance(value, str) and not value.lower().startswith("https://"):
+            raise ValueError("the webhook URL must start with https://")
+        return value
+
+    @field_validator("webhook_secret", mode="after")
+    @classmethod
+    def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not _SECRET.fullmatch(value.get_secret_value()):
+            raise ValueError("the webhook secret may only hold 1-256 of A-Z a-z 0-9 _ -")
+        return value
+
+    @field_validator("health_path", mode="after")
+    @classmethod
+    def _absolute_path(cls, value: str) -> str:
+        return value if not value or value.startswith("/") else "/" + value
 
     @field_validator("admin_ids", mode="before")
     @classmethod
@@ -60,6 +120,11 @@ class Settings(BaseSettings):
         if isinstance(value, int):
             return [value]
         return value
+
+    @property
+    def webhook_path(self) -> str:
+        """The path the webhook server answers on: the public URL's path."""
+        return urlsplit(self.webhook_url or "").path or "/"
 
     @property
     def articles_dir(self) -> Path:

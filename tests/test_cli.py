@@ -40,8 +40,7 @@ def test_ask_json_answers_in_english_and_french_and_refuses_off_topic(
         first = answer["citations"][0]
         assert SEED_QUOTE in first["quote"] and "Peskov" in first["quote"]
         assert (first["source"], first["date"], first["n"]) == ("ATS", "2023-09", 1)
-        assert set(first) == {"n", "article_id", "title", "source", "date", "url", "quote",
-                              "score"}
+        assert set(first) == {"n", "article_id", "title", "source", "date", "url", "quote", "score"}
         assert len({c["article_id"] for c in answer["citations"]}) == len(answer["citations"])
     assert football["answered"] is False and football["citations"] == []
     text = (env / "articles" / "000_15beeeafbb7eb3ba.txt").read_text(encoding="utf-8")

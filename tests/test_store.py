@@ -89,7 +89,9 @@ def test_changed_article_replaces_its_passages(tmp_path: Path, embedder) -> None
     original = _other_articles(1)[0]
     store.add_articles([original], encoder)
     changed = Article(
-        title=original.title, text=original.text + " Schools closed.", source="Test",
+        title=original.title,
+        text=original.text + " Schools closed.",
+        source="Test",
         date=original.date,
     )
     assert changed.id == original.id
@@ -169,7 +171,9 @@ def test_reindex_swaps_in_a_new_store_and_reuses_embeddings(
 
     store = open_store(settings.data_dir, embedder)
     extra = tmp_path / "extra.json"
-    extra.write_text('{"title": "Extra", "text": "An ingested article about tides.", "source": "X"}')
+    extra.write_text(
+        '{"title": "Extra", "text": "An ingested article about tides.", "source": "X"}'
+    )
     ingest_paths(store, [settings.articles_dir, extra], embedder)
     assert store.stats().articles == 2
     encoder = CountingEncoder(embedder)

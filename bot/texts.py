@@ -1,0 +1,117 @@
+"""What the bot says, in English and French: Telegram HTML templates and the command menus.
+
+Templates hold HTML; `say` escapes every value put into them, so article titles, sources and
+user input can never become markup.
+"""
+
+from __future__ import annotations
+
+import html
+
+from telegram import User
+
+LANGUAGES = ("en", "fr")
+DEFAULT_LANGUAGE = "en"
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "en": {
+        "intro": "I answer questions about the news with the exact sentences of the articles "
+        "I have read, each with its source, date and link. I never make anything up: when the "
+        "articles say nothing on a subject, I say so.",
+        "knows": "I know <b>{articles}</b> articles from {sources}, dated {first} to {last}.",
+        "knows_nothing": "My index is empty for now: an administrator has to add articles.",
+        "how_private": "<b>How to ask</b>\nJust write your question here, in English or "
+        "French, e.g. <i>who denied signing an accord?</i>",
+        "how_group": "In a group: <code>/ask your question</code>, reply to one of my "
+        "messages, or mention {username}.",
+        "help_more": "Commands: /ask, /help.",
+        "no_source": "I found nothing on this in the news I have indexed, so I can't answer "
+        "it. Try other words, or another subject.",
+        "empty_question": "Ask me a question after the command, e.g. "
+        "<code>/ask who denied signing an accord?</code>",
+        "empty_private": "Write your question as a text message.",
+        "too_long": "Your question is {length} characters long; please keep it under {limit}.",
+        "not_text": "I can only read text: please write your question.",
+        "unknown_command": "I don't know that command. Write your question, or see /help.",
+        "error": "Sorry, something went wrong while answering. Please try again in a moment.",
+        "not_admin": "Sorry, this command is for the bot's administrators.",
+        "reindex_started": "Reindexing… I keep answering from the current index meanwhile.",
+        "reindex_progress": "Reindexing… {done}/{total} articles.",
+        "reindex_done": "Reindex done: {articles} articles, {passages} passages "
+        "({embedded} newly embedded) in {seconds} s.",
+        "reindex_skipped": "{count} file(s) could not be read: see the logs.",
+        "reindex_busy": "A reindex is already running. Please wait for it to finish.",
+        "reindex_failed": "The reindex failed ({error}). The previous index is still in use.",
+        "stats": "<b>Index</b>\nArticles: {articles}\nPassages: {passages}\n"
+        "Sources: {sources}\nDates: {first} – {last}\nModel: {model}\n"
+        "Index size: {size}\nLast update: {last_update}",
+        "never": "never",
+        "cmd_start": "What this bot knows",
+        "cmd_help": "How to ask",
+        "cmd_ask": "Ask a question about the news",
+        "cmd_reindex": "Rebuild the index (admins)",
+        "cmd_stats": "What the index holds (admins)",
+    },
+    "fr": {
+        "intro": "Je réponds aux questions sur l'actualité avec les phrases exactes des "
+        "articles que j'ai lus, chacune avec sa source, sa date et son lien. Je n'invente "
+        "rien : quand les articles ne disent rien d'un sujet, je le dis.",
+        "knows": "Je connais <b>{articles}</b> articles de {sources}, datés de {first} à {last}.",
+        "knows_nothing": "Mon index est vide pour l'instant : un administrateur doit ajouter "
+        "des articles.",
+        "how_private": "<b>Comment poser une question</b>\nÉcrivez-la ici, en français ou en "
+        "anglais, par exemple <i>qui a nié la signature d'un accord ?</i>",
+        "how_group": "Dans un groupe : <code>/ask votre question</code>, répondez à l'un de "
+        "mes messages, ou mentionnez {username}.",
+        "help_more": "Commandes : /ask, /help.",
+        "no_source": "Je n'ai rien trouvé à ce sujet dans les articles indexés, je ne peux "
+        "donc pas répondre. Essayez d'autres mots, ou un autre sujet.",
+        "empty_question": "Posez votre question après la commande, par exemple "
+        "<code>/ask qui a nié la signature d'un accord ?</code>",
+        "empty_private": "Écrivez votre question dans un message texte.",
+        "too_long": "Votre question fait {length} caractères ; la limite est de {limit}.",
+        "not_text": "Je ne lis que du texte : écrivez votre question.",
+        "unknown_command": "Je ne connais pas cette commande. Écrivez votre question, ou "
+        "voyez /help.",
+        "error": "Désolé, une erreur s'est produite. Réessayez dans un instant.",
+        "not_admin": "Désolé, cette commande est réservée aux administrateurs du bot.",
+        "reindex_started": "Réindexation… Je continue de répondre avec l'index actuel.",
+        "reindex_progress": "Réindexation… {done}/{total} articles.",
+        "reindex_done": "Réindexation terminée : {articles} articles, {passages} passages "
+        "({embedded} nouveaux vecteurs) en {seconds} s.",
+        "reindex_skipped": "{count} fichier(s) illisible(s) : voir les journaux.",
+        "reindex_busy": "Une réindexation est déjà en cours. Attendez qu'elle se termine.",
+        "reindex_failed": "La réindexation a échoué ({error}). L'index précédent reste en service.",
+        "stats": "<b>Index</b>\nArticles : {articles}\nPassages : {passages}\n"
+        "Sources : {sources}\nDates : {first} – {last}\nModèle : {model}\n"
+        "Taille de l'index : {size}\nDernière mise à jour : {last_update}",
+        "never": "jamais",
+        "cmd_start": "Ce que sait ce bot",
+        "cmd_help": "Comment poser une question",
+        "cmd_ask": "Poser une question sur l'actualité",
+        "cmd_reindex": "Reconstruire l'index (admins)",
+        "cmd_stats": "Contenu de l'index (admins)",
+    },
+}
+
+# Command menus: which commands each kind of chat shows (descriptions come from _TEXTS).
+PRIVATE_COMMANDS = ("ask", "help", "start")
+GROUP_COMMANDS = ("ask", "help")
+ADMIN_COMMANDS = (*PRIVATE_COMMANDS, "reindex", "stats")
+
+
+def language_of(user: User | None) -> str:
+    """French for users whose Telegram is in French, English for everyone else."""
+    code = (user.language_code or "") if user else ""
+    return "fr" if code.lower().startswith("fr") else DEFAULT_LANGUAGE
+
+
+def say(lang: str, key: str, **values: object) -> str:
+    """The template `key` in `lang` (English where missing), with its values HTML-escaped."""
+    template = _TEXTS.get(lang, _TEXTS[DEFAULT_LANGUAGE]).get(key) or _TEXTS[DEFAULT_LANGUAGE][key]
+    return template.format(**{k: html.escape(str(v)) for k, v in values.items()})
+
+
+def command_menu(commands: tuple[str, ...], lang: str) -> list[tuple[str, str]]:
+    """(command, description) pairs for set_my_commands."""
+    return [(name, say(lang, f"cmd_{name}")) for name in commands]
