@@ -57,7 +57,7 @@ def evidence(
     for start in range(0, len(questions), 64):
         batch = questions[start : start + 64]
         for i, retrieval in enumerate(retriever.retrieve_many(batch)):
-            answer = compose_answer(retrieval, store, embedder, quote_floor=-1.0)
+            answer = compose_answer(retrieval, store, embedder, floor=-1.0)
             scores.append(answer.citations[0].score if answer.citations else -1.0)
             ids = {h.passage.article.id for h in retrieval.hits}
             in_top5.append(bool(gold and ids & gold[start + i]))

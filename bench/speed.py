@@ -73,7 +73,7 @@ def main() -> None:
             t0 = time.perf_counter()
             retrieval = retriever.retrieve_many([question])[0]
             t1 = time.perf_counter()
-            compose_answer(retrieval, store, embedder, quote_floor=0.79)
+            compose_answer(retrieval, store, embedder, floor=0.815)
             t2 = time.perf_counter()
             search_ms.append((t1 - t0) * 1000)
             (first_ms if i < len(QUESTIONS) else cached_ms).append((t2 - t0) * 1000)

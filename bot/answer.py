@@ -12,15 +12,17 @@ from typing import Protocol
 
 import numpy as np
 
+from index.articles import guess_language
 from index.chunking import sentence_spans
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
 
 NO_SOURCE = "The indexed news has nothing on this."
 
-# How much the passage's own score counts when ranking its sentences: a sentence is read
-# in the context of the passage that was retrieved for the question.
-PASSAGE_WEIGHT = 0.5
+# Cosines between texts in the same language run higher than across languages; the floor
+# is calibrated for cross-lingual pairs and same-language quotes must clear it by this much
+# (fitted on the dev sets with bench/refusals.py).
+SAME_LANGUAGE_PENALTY = 0.02
 # A further article is cited only if its best sentence is this close to the best one.
 CITATION_MARGIN = 0.06
 # Sentences shorter than this are quoted together with the next one of their passage.
@@ -64,8 +66,8 @@ class _Candidate:
     hit: Hit
     start: int
     end: int
-    similarity: float  # the sentence's own cosine to the question
-    score: float  # what candidates are ranked by
+    evidence: float  # compared with the floor (same-language penalty applied)
+    score: float  # what candidates are ranked by: no penalty, relevance alone
 
     @property
     def quote(self) -> str:
@@ -93,32 +95,32 @@ def compose_answer(
     sentences: SentenceEmbedder,
     encoder: PassageEncoder,
     max_citations: int = 3,
-    quote_floor: float = 0.0,
+    floor: float = -1.0,
 ) -> Answer:
-    """Pick the best-answering sentence of each retrieved article and cite it. When no
-    sentence is at least `quote_floor` similar to the question, say the news has nothing
-    on it: a sentence that close is the evidence, not a passage that is vaguely related."""
+    """Quote the best-answering sentence of each retrieved article. A quote's evidence is the
+    mean of its own similarity to the question and its passage's; with no quote at or above
+    `floor`, the answer is "no source" rather than a loosely related sentence."""
     if not retrieval.hits:
         return Answer(retrieval.question, False, NO_SOURCE)
     candidates = quote_candidates(retrieval.hits)
     vectors = sentences.embed_texts(
-        [c[0].passage.article.text[c[1] : c[2]] for c in candidates], encoder
+        [hit.passage.article.text[start:end] for hit, start, end in candidates], encoder
     )
-    sentence_scores = vectors @ retrieval.vector
-    scored = [
-        _Candidate(hit, start, end, float(s), float(s) + PASSAGE_WEIGHT * hit.score)
-        for (hit, start, end), s in zip(candidates, sentence_scores, strict=True)
-        if s >= quote_floor
-    ]
+    question_lang = guess_language(retrieval.question)
+    scored = []
+    for (hit, start, end), similarity in zip(candidates, vectors @ retrieval.vector, strict=True):
+        evidence = (float(similarity) + hit.score) / 2
+        penalty = SAME_LANGUAGE_PENALTY if question_lang == hit.passage.article.lang else 0.0
+        if evidence - penalty >= floor:
+            scored.append(_Candidate(hit, start, end, evidence - penalty, evidence))
     if not scored:
         return Answer(retrieval.question, False, NO_SOURCE)
     scored.sort(key=lambda c: c.score, reverse=True)
     best_per_article: dict[str, _Candidate] = {}
     for cand in scored:
         best_per_article.setdefault(cand.hit.passage.article.id, cand)
-    chosen = [c for c in best_per_article.values() if c.score >= scored[0].score - CITATION_MARGIN][
-        :max_citations
-    ]
+    top = scored[0].score
+    chosen = [c for c in best_per_article.values() if c.score >= top - CITATION_MARGIN]
     citations = [
         Citation(
             n=i,
@@ -128,8 +130,8 @@ def compose_answer(
             date=c.hit.passage.article.date,
             url=c.hit.passage.article.url,
             quote=c.quote,
-            score=round(c.similarity, 4),
+            score=round(c.evidence, 4),
         )
-        for i, c in enumerate(chosen, start=1)
+        for i, c in enumerate(chosen[:max_citations], start=1)
     ]
     return Answer(retrieval.question, True, citations[0].quote, citations)

@@ -36,11 +36,11 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")
     score_floor: float = Field(
-        0.79,
+        0.815,
         ge=-1.0,
         le=1.0,
-        description="cosine between question and quoted sentence under which there is no "
-        "answer (calibrated on the dev sets, see bench/)",
+        description="evidence (mean of quote and passage cosine to the question) under which "
+        "the answer is 'no source' (calibrated on the dev sets with bench/refusals.py)",
     )
     passage_floor: float = Field(
         0.70, ge=-1.0, le=1.0, description="cosine under which a passage is not even read"
