@@ -67,7 +67,7 @@ class _LoadedModel:
     lock: threading.Lock
 
 
-_models: dict[tuple[str, Path], _LoadedModel] = {}
+_models: dict[tuple[str, Path | None], _LoadedModel] = {}
 _embedders: dict[tuple[str, Path, int], Embedder] = {}
 _registry_lock = threading.Lock()
 
@@ -135,7 +135,8 @@ def get_embedder(model: str, cache_dir: Path, batch_size: int = 16) -> Embedder:
 def _load(model: str, cache_dir: Path) -> _LoadedModel:
     """Load (once per process) the model a setting names."""
     name = model.strip()
-    key = (name, cache_dir.resolve())
+    # Only the bundled model lives in the cache folder; other models load once whatever it is.
+    key = (name, cache_dir.resolve() if name in ("", BUNDLED) else None)
     with _registry_lock:
         loaded = _models.get(key)
         if loaded is None:
@@ -145,6 +146,7 @@ def _load(model: str, cache_dir: Path) -> _LoadedModel:
 
 
 def _resolve_and_load(name: str, cache_dir: Path) -> _LoadedModel:
+    """'bundled' (or ''), else an existing local folder, else a hub name."""
     if name in ("", BUNDLED):
         try:
             folder = materialise_bundled_model(bundled_model_dir(cache_dir))
@@ -158,7 +160,8 @@ def _resolve_and_load(name: str, cache_dir: Path) -> _LoadedModel:
     if path.is_dir():
         return _from_sentence_transformer(name, str(path), local=True)
     if name.startswith(("/", ".", "~")) or path.exists():
-        raise EmbeddingModelError(f"embedding model folder {name!r} does not exist")
+        problem = "is not a folder" if path.exists() else "does not exist"
+        raise EmbeddingModelError(f"embedding model folder {name!r} {problem}")
     # HF_HUB_OFFLINE is read when huggingface_hub is imported; honour it now as well.
     return _from_sentence_transformer(name, name, local=_hub_offline())
 

