@@ -116,11 +116,11 @@ def compose_answer(
     if not scored:
         return Answer(retrieval.question, False, NO_SOURCE)
     scored.sort(key=lambda c: c.score, reverse=True)
-    best_per_article: dict[str, _Candidate] = {}
+    best_per_story: dict[str, _Candidate] = {}
     for cand in scored:
-        best_per_article.setdefault(cand.hit.passage.article.id, cand)
+        best_per_story.setdefault(cand.hit.passage.story_id, cand)
     top = scored[0].score
-    chosen = [c for c in best_per_article.values() if c.score >= top - CITATION_MARGIN]
+    chosen = [c for c in best_per_story.values() if c.score >= top - CITATION_MARGIN]
     citations = [
         Citation(
             n=i,

@@ -8,11 +8,13 @@ rebuilt from SQLite without re-embedding.
 
 from __future__ import annotations
 
+import datetime
 import fcntl
 import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import tempfile
 import threading
@@ -35,9 +37,13 @@ log = logging.getLogger(__name__)
 DB_NAME = "newsbot.sqlite3"
 FAISS_NAME = "faiss.index"
 LOCK_NAME = "write.lock"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _FAISS_MAGIC = b"NEWSBOT-FAISS-1\n"
 BATCH_ARTICLES = 32
+# Lead passages this similar (cosine) belong to one story: the same dispatch from another
+# source or republished. Set high on purpose: merging two stories would hide an alert.
+STORY_SIMILARITY = 0.95
+STORY_DAYS = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -51,7 +57,9 @@ CREATE TABLE IF NOT EXISTS articles (
     lang TEXT,
     summary_only INTEGER NOT NULL DEFAULT 0,
     content_hash TEXT NOT NULL,
-    added_at REAL NOT NULL
+    added_at REAL NOT NULL,
+    story_id TEXT,
+    body_hash TEXT
 );
 CREATE TABLE IF NOT EXISTS passages (
     id INTEGER PRIMARY KEY,
@@ -65,6 +73,7 @@ CREATE TABLE IF NOT EXISTS passages (
     UNIQUE (article_id, ordinal)
 );
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
+CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
 """
 
@@ -100,6 +109,7 @@ class StoredPassage:
     text: str
     start: int
     end: int
+    story_id: str = ""
 
 
 @dataclass
@@ -128,6 +138,22 @@ class StoreStats:
 
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def body_hash(text: str) -> str:
+    """The same body whatever its case, spacing or punctuation marks."""
+    return text_hash(" ".join(re.findall(r"\w+", text.lower())))
+
+
+def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
+    """Two copies of one story are published within a few days (unknown dates pass)."""
+    if not a or not b or len(a) < 10 or len(b) < 10:
+        return True
+    try:
+        delta = datetime.date.fromisoformat(a[:10]) - datetime.date.fromisoformat(b[:10])
+    except ValueError:
+        return True
+    return abs(delta.days) <= days
 
 
 class Store:
@@ -169,12 +195,17 @@ class Store:
     def _migrate(self) -> None:
         self._db.executescript(_SCHEMA)
         version = self._meta("schema_version")
-        if version is None:
-            self._set_meta("schema_version", str(SCHEMA_VERSION))
-        elif int(version) > SCHEMA_VERSION:
+        if version is not None and int(version) > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.directory} was written by a newer newsbot (schema {version}); upgrade"
             )
+        if version == "1":  # v2: stories (near-duplicate grouping)
+            with self._transaction():
+                self._db.execute("ALTER TABLE articles ADD COLUMN story_id TEXT")
+                self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
+                self._db.execute("UPDATE articles SET story_id = id")
+        self._db.execute("CREATE INDEX IF NOT EXISTS articles_body ON articles(body_hash)")
+        self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _check_model(self) -> None:
         stored = self._meta("model_id")
@@ -336,6 +367,9 @@ class Store:
         removed: list[int] = []
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
+        stories = self._assign_stories(
+            [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked], known
+        )
         with self._transaction():
             for article, passages, texts in chunked:
                 removed += [
@@ -347,7 +381,8 @@ class Store:
                 self._db.execute("DELETE FROM passages WHERE article_id = ?", (article.id,))
                 self._db.execute(
                     "INSERT OR REPLACE INTO articles (id, title, text, date, source, url, lang, "
-                    "summary_only, content_hash, added_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "summary_only, content_hash, added_at, story_id, body_hash) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         article.id,
                         article.title,
@@ -359,6 +394,8 @@ class Store:
                         int(article.summary_only),
                         article.content_hash,
                         now,
+                        stories[article.id],
+                        body_hash(article.text),
                     ),
                 )
                 for passage, embed_text in zip(passages, texts, strict=True):
@@ -393,6 +430,60 @@ class Store:
             self._set_meta("last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
         report.embedded += embedded
         self._apply_to_faiss(removed, added_ids, added_vectors, generation)
+
+    def _assign_stories(
+        self, leads: Sequence[tuple[Article, np.ndarray | None]], known: dict[str, str]
+    ) -> dict[str, str]:
+        """The story each article belongs to: an updated article keeps its story; a new one
+        joins the story of an article with the same body, or whose lead passage is a near
+        duplicate of its own (same story from another source, or republished with a new
+        URL); otherwise it starts its own."""
+        assigned: dict[str, str] = {}
+        batch_leads: list[tuple[np.ndarray, str, str | None]] = []
+        for article, lead in leads:
+            story = None
+            if article.id in known:
+                row = self._db.execute(
+                    "SELECT story_id FROM articles WHERE id = ?", (article.id,)
+                ).fetchone()
+                story = row[0] if row else None
+            if story is None:
+                row = self._db.execute(
+                    "SELECT story_id FROM articles WHERE body_hash = ? AND id != ? LIMIT 1",
+                    (body_hash(article.text), article.id),
+                ).fetchone()
+                story = row[0] if row else None
+            if story is None and lead is not None:
+                story = self._near_duplicate_story(article, lead, batch_leads)
+            assigned[article.id] = story or article.id
+            if lead is not None:
+                batch_leads.append((lead, assigned[article.id], article.date))
+        return assigned
+
+    def _near_duplicate_story(
+        self,
+        article: Article,
+        lead: np.ndarray,
+        batch_leads: list[tuple[np.ndarray, str, str | None]],
+    ) -> str | None:
+        for vector, story, date in batch_leads:
+            if float(vector @ lead) >= STORY_SIMILARITY and _close_dates(date, article.date):
+                return story
+        with self._lock:
+            if self.index.ntotal == 0:
+                return None
+            scores, ids = self.index.search(lead.reshape(1, -1).astype(np.float32), 3)
+        for score, pid in zip(scores[0], ids[0], strict=True):
+            if pid < 0 or score < STORY_SIMILARITY:
+                continue
+            row = self._db.execute(
+                "SELECT a.id, a.story_id, a.date FROM passages p JOIN articles a "
+                "ON a.id = p.article_id WHERE p.id = ? AND p.ordinal = 0",
+                (int(pid),),
+            ).fetchone()
+            if row and row[0] != article.id and _close_dates(row[2], article.date):
+                return str(row[1] or row[0])
+        return None
 
     def _embed_missing(
         self, texts: list[str], encoder: PassageEncoder
@@ -489,6 +580,7 @@ class Store:
                 text=r["ptext"],
                 start=int(r["start"]),
                 end=int(r["end"]),
+                story_id=r["story_id"] or r["id"],
             )
             for r in rows
         }

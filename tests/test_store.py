@@ -184,3 +184,53 @@ def test_reindex_swaps_in_a_new_store_and_reuses_embeddings(
     assert not (settings.data_dir / "store.old").exists()
     shutil.rmtree(settings.data_dir / "store")
     assert open_store(settings.data_dir, embedder).stats().articles == 0
+
+
+def test_copies_of_one_story_share_a_story_and_distinct_stories_do_not(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    text = (
+        "The European Central Bank raised its main interest rate by a quarter point on "
+        "Thursday, its tenth consecutive increase, citing inflation that remains too high."
+    )
+    original = Article(
+        title="ECB raises rates",
+        text=text,
+        source="Wire",
+        date="2023-09-14",
+        url="https://wire.example/ecb",
+    )
+    republished = Article(
+        title="ECB raises rates again",
+        text=text + " ",
+        source="Wire",
+        date="2023-09-14",
+        url="https://wire.example/ecb?id=2&amp",
+    )
+    reworded = Article(
+        title="ECB lifts rates",
+        text="On Thursday the European Central Bank raised its main interest rate by a quarter "
+        "point, its tenth consecutive increase, saying inflation remains too high.",
+        source="Other",
+        date="2023-09-15",
+        url="https://other.example/ecb",
+    )
+    unrelated = Article(
+        title="Storm",
+        text=_other_articles(1)[0].text,
+        source="Wire",
+        date="2023-09-14",
+        url="https://wire.example/storm",
+    )
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles([original], embedder)
+    store.add_articles([republished, reworded, unrelated], embedder)
+    ids = [a.id for a in (original, republished, reworded, unrelated)]
+    assert len(set(ids)) == 4
+    stories = {
+        p.article.id: p.story_id
+        for p in store.passages(list(range(1, store.stats().passages + 1))).values()
+    }
+    assert stories[republished.id] == stories[original.id] == original.id
+    assert stories[reworded.id] == original.id
+    assert stories[unrelated.id] == unrelated.id
