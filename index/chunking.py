@@ -147,9 +147,12 @@ def split_into_passages(
     overlap inside a section; a heading starts a new passage and stays with it. A single
     sentence over the token budget is the only thing ever cut, at word boundaries."""
     text = article.text
+    spans = paragraph_spans(text)
+    # An article made only of short lines (a feed item with just a headline) is all text.
+    all_headings = all(is_heading(text[start:end]) for start, end in spans)
     sections: list[tuple[str, list[Sentence]]] = [("", [])]
-    for start, end in paragraph_spans(text):
-        if is_heading(text[start:end]):
+    for start, end in spans:
+        if is_heading(text[start:end]) and not all_headings:
             sections.append((text[start:end].strip().strip("'\"«»“” "), []))
         else:
             sections[-1][1].extend(sentence_spans(text, start, end))

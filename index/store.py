@@ -370,6 +370,13 @@ class Store:
         stories = self._assign_stories(
             [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked], known
         )
+        first_seen = {
+            r[0]: float(r[1])
+            for r in self._db.execute(
+                f"SELECT id, added_at FROM articles WHERE id IN ({','.join('?' * len(known))})",
+                list(known),
+            )
+        }
         with self._transaction():
             for article, passages, texts in chunked:
                 removed += [
@@ -393,7 +400,7 @@ class Store:
                         article.lang,
                         int(article.summary_only),
                         article.content_hash,
-                        now,
+                        first_seen.get(article.id, now),
                         stories[article.id],
                         body_hash(article.text),
                     ),
@@ -583,6 +590,46 @@ class Store:
                 story_id=r["story_id"] or r["id"],
             )
             for r in rows
+        }
+
+    def article_passages(self, article_id: str) -> tuple[list[StoredPassage], np.ndarray]:
+        """An article's passages in order, with their vectors (from SQLite, not FAISS)."""
+        rows = self._db.execute(
+            "SELECT p.id, e.vector FROM passages p JOIN embeddings e USING (text_hash) "
+            "WHERE p.article_id = ? ORDER BY p.ordinal",
+            (article_id,),
+        ).fetchall()
+        if not rows:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        by_id = self.passages([int(r[0]) for r in rows])
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return [by_id[int(r[0])] for r in rows], vectors.reshape(len(rows), self.dim)
+
+    def recent_story_vectors(self, limit: int) -> dict[str, np.ndarray]:
+        """Passage vectors of the `limit` most recently indexed stories (first copies)."""
+        rows = self._db.execute(
+            "SELECT p.article_id, e.vector FROM passages p JOIN embeddings e USING (text_hash) "
+            "WHERE p.article_id IN (SELECT id FROM articles WHERE story_id IS NULL OR "
+            "story_id = id ORDER BY added_at DESC LIMIT ?) ORDER BY p.article_id, p.ordinal",
+            (limit,),
+        ).fetchall()
+        grouped: dict[str, list[bytes]] = {}
+        for article_id, vector in rows:
+            grouped.setdefault(article_id, []).append(vector)
+        return {
+            a: np.frombuffer(b"".join(v), dtype=np.float32).reshape(len(v), self.dim)
+            for a, v in grouped.items()
+        }
+
+    def stories_added_since(self, since: float) -> dict[str, float]:
+        """Stories whose first copy was indexed after `since` (epoch seconds), with when."""
+        return {
+            r[0]: float(r[1])
+            for r in self._db.execute(
+                "SELECT id, added_at FROM articles WHERE added_at > ? "
+                "AND (story_id IS NULL OR story_id = id) ORDER BY added_at",
+                (since,),
+            )
         }
 
     def all_articles(self) -> list[Article]:

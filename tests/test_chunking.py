@@ -93,3 +93,9 @@ def test_real_token_budget_with_the_model_tokenizer(embedder) -> None:  # type: 
     article = Article(title="t", text=("Mot " * 30 + "fin. ") * 40)
     for p in split_into_passages(article, embedder.count_tokens, 64):
         assert embedder.count_tokens(p.text) <= 64
+
+
+def test_a_headline_only_article_still_gives_a_passage() -> None:
+    article = Article(title="Detecting unusual oscillations", text="Detecting unusual oscillations")
+    passages = split_into_passages(article)
+    assert [p.text for p in passages] == ["Detecting unusual oscillations"]
