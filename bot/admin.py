@@ -28,9 +28,10 @@ async def _admin_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         return None
     if user is not None and user.id in settings_of(context).admin_ids:
         return message
+    command = (message.text or "?").split(maxsplit=1)[0]
     log.warning(
-        "refused %r from non-admin user %s in chat %s",
-        (message.text or "").split(maxsplit=1)[:1],
+        "refused %s from non-admin user %s in chat %s",
+        command,
         user.id if user else None,
         message.chat_id,
     )
@@ -85,7 +86,7 @@ async def _run_reindex(
 
 
 def _done_text(report: RebuildReport, lang: str) -> str:
-    text = say(
+    text: str = say(
         lang,
         "reindex_done",
         articles=report.articles,

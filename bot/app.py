@@ -38,6 +38,7 @@ from telegram.ext import (
 from bot import admin, handlers
 from bot.config import Settings
 from bot.engine import Engine
+from bot.logs import hide_in_logs
 from bot.per_chat import PerChatUpdateProcessor
 from bot.texts import (
     ADMIN_COMMANDS,
@@ -60,6 +61,7 @@ def build_application(settings: Settings, engine: Engine) -> AnyApplication:
     """The Application, talking to `settings.telegram_api_url`, with the engine shared."""
     if settings.telegram_token is None:
         raise ValueError("NEWSBOT_TELEGRAM_TOKEN is not set: get a token from @BotFather")
+    hide_in_logs(settings.telegram_token.get_secret_value())
     builder = (
         ApplicationBuilder()
         .token(settings.telegram_token.get_secret_value())
@@ -153,6 +155,8 @@ async def set_command_menus(bot: Bot, admin_ids: list[int]) -> None:
 
 @dataclass
 class RunningBot:
+    """A started bot, for stop_bot."""
+
     application: AnyApplication
     server: WebServer | None
     port: int | None  # of the webhook/health server, None when it serves nothing
@@ -216,8 +220,6 @@ async def stop_bot(running: RunningBot) -> None:
 
 def run(settings: Settings, engine: Engine) -> None:
     """Serve until SIGINT or SIGTERM."""
-    # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     asyncio.run(_serve_until_signalled(build_application(settings, engine), settings))
 
 

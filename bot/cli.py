@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from bot.answer import Answer
 from bot.config import Settings
 
@@ -27,10 +29,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ingest = sub.add_parser("ingest", help="add article files or folders to the index")
-    ingest.add_argument("paths", nargs="+", type=Path)
+    ingest = sub.add_parser(
+        "ingest", help="add article files, folders or web pages (http/https URLs) to the index"
+    )
+    ingest.add_argument("paths", nargs="+", help="files, folders or http(s) URLs")
 
     sub.add_parser("reindex", help="rebuild the index from articles/ and the stored articles")
+    sub.add_parser("poll", help="one round of feed polling (NEWSBOT_FEEDS and added feeds)")
 
     ask = sub.add_parser("ask", help="answer questions from the index")
     ask.add_argument("questions", nargs="*", help="one or more questions")
@@ -62,7 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    try:
+        settings = Settings() if args.data_dir is None else Settings(data_dir=args.data_dir)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        print(f"newsbot: invalid setting: {problems}", file=sys.stderr)
+        return 2
     try:
         handler = _COMMANDS[args.command]
         return handler(args, settings)
@@ -89,8 +99,22 @@ def _engine(settings: Settings) -> Engine:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.poll import PageError, ingest_url
+
     engine = _engine(settings)
-    report, errors = engine.ingest(args.paths, progress=sys.stderr.isatty())
+    urls = [p for p in args.paths if p.startswith(("http://", "https://"))]
+    paths = [Path(p) for p in args.paths if p not in urls]
+    failures = 0
+    for url in urls:
+        try:
+            article, _ = ingest_url(engine, settings, url)
+            print(f"ingested {url}: {article.title}")
+        except PageError as exc:
+            print(f"skipped {exc}", file=sys.stderr)
+            failures += 1
+    if not paths:
+        return 1 if failures and failures == len(urls) else 0
+    report, errors = engine.ingest(paths, progress=sys.stderr.isatty())
     for error in errors:
         print(f"skipped {error}", file=sys.stderr)
     print(
@@ -98,6 +122,21 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"{report.passages} passages, {report.embedded} embedded"
     )
     return 1 if errors and not (report.added or report.updated or report.unchanged) else 0
+
+
+def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.poll import poll_feeds
+    from bot.state import State
+
+    engine = _engine(settings)
+    state = State(settings.data_dir / "state.sqlite3")
+    if not settings.feeds and not state.feeds():
+        raise _UserError("no feeds: set NEWSBOT_FEEDS or add one with /addfeed in the bot")
+    report = poll_feeds(engine, state, settings)
+    for url, error in report.failed.items():
+        print(f"feed {url}: {error}", file=sys.stderr)
+    print(report.summary())
+    return 0
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
@@ -262,6 +301,7 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
 _COMMANDS = {
     "ingest": cmd_ingest,
     "reindex": cmd_reindex,
+    "poll": cmd_poll,
     "ask": cmd_ask,
     "stats": cmd_stats,
     "bench": cmd_bench,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Annotated
@@ -11,12 +10,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from index.embedding import default_cache_dir
+from index.feeds import FeedSource, parse_feed_settings
+
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "newsbot"
 
 
 class Settings(BaseSettings):
@@ -88,6 +85,44 @@ class Settings(BaseSettings):
     progress_interval_s: float = Field(
         3.0, ge=0, description="least time between two edits of the /reindex progress message"
     )
+
+    feeds: Annotated[list[FeedSource], NoDecode] = Field(
+        default_factory=list,
+        description="JSON list of feed URLs, or of objects {url, source?, lang?}",
+    )
+    poll_interval_minutes: float = Field(
+        15.0, ge=0, description="minutes between two feed polls in the bot (0: no polling)"
+    )
+    fetch_timeout: float = Field(10.0, gt=0, le=120, description="seconds per feed or page")
+    fetch_pages: bool = Field(
+        True, description="fetch the article page when a feed item carries only a summary"
+    )
+    allow_private_feeds: bool = Field(
+        False, description="allow feeds and pages on private or loopback addresses"
+    )
+    alert_z: float = Field(
+        2.35,
+        description="how far (in standard deviations over recent stories) a story's "
+        "similarity to a topic must stand out to be alerted (calibrated: bench/alerts.py)",
+    )
+    alert_min_similarity: float = Field(
+        0.80, ge=-1.0, le=1.0, description="and the least cosine similarity it must reach"
+    )
+    alert_small_index_similarity: float = Field(
+        0.835,
+        ge=-1.0,
+        le=1.0,
+        description="with fewer than 30 stories indexed, the cosine alone that alerts",
+    )
+
+    @field_validator("feeds", mode="before")
+    @classmethod
+    def _parse_feeds(cls, value: object) -> object:
+        if isinstance(value, str | list) and not (
+            isinstance(value, list) and value and isinstance(value[0], FeedSource)
+        ):
+            return parse_feed_settings(value)
+        return value
 
     @field_validator("webhook_url", mode="before")
     @classmethod

@@ -86,7 +86,7 @@ async def _introduce(update: Update, context: ContextTypes.DEFAULT_TYPE, intro: 
     if message is None:
         return
     lang = language_of(update.effective_user)
-    parts = [say(lang, "intro")] if intro else []
+    parts: list[str] = [say(lang, "intro")] if intro else []
     parts.append(await _what_the_bot_knows(engine_of(context), lang))
     parts.append(say(lang, "how_private"))
     parts.append(say(lang, "how_group", username=f"@{context.bot.username}"))
@@ -109,9 +109,13 @@ async def _what_the_bot_knows(engine: Engine, lang: str) -> str:
     listed = ", ".join(sources[:MAX_LISTED_SOURCES]) or "—"
     if len(sources) > MAX_LISTED_SOURCES:
         listed += f" (+{len(sources) - MAX_LISTED_SOURCES})"
-    return say(
-        lang, "knows", articles=articles, sources=listed, first=first or "?", last=last or "?"
-    )
+    first, last = first or "?", last or "?"
+    if first == last:
+        dates = say(lang, "dated_one", first=first)
+    else:
+        dates = say(lang, "dated_range", first=first, last=last)
+    noun = say(lang, "article_one" if articles == 1 else "article_many")
+    return say(lang, "knows", count=articles, articles=noun, sources=listed, dates=dates)
 
 
 async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import html
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
+from itertools import accumulate
 from urllib.parse import urlsplit
 
 from bot.answer import Answer, Citation
 from bot.texts import say
 
 MAX_MESSAGE_UNITS = 4096
-MAX_TITLE_CHARS = 300
-MAX_SOURCE_CHARS = 80
+MAX_TITLE_UNITS = 300
+MAX_SOURCE_UNITS = 80
 ELLIPSIS = "…"
 _BLOCK_SEPARATOR = "\n\n"
 _LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
@@ -37,7 +39,7 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
     blocks: list[str] = []
     first_quote = answer.citations[0].quote.strip()
     if answer.answer.strip() and answer.answer.strip() != first_quote:
-        blocks.append(_fit(html.escape, answer.answer.strip(), limit))
+        blocks.append(_fit(_escape, answer.answer.strip(), limit))
     blocks += [render_citation(c, limit) for c in answer.citations]
     return pack_blocks(blocks, limit)
 
@@ -45,17 +47,17 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
 def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS) -> str:
     """One numbered citation: its title (linked when the URL is http(s)), source and date,
     then the quote; the quote is shortened until the whole fits in `limit`."""
-    title = html.escape(_shorten(citation.title.strip(), MAX_TITLE_CHARS) or "—")
+    title = _escape(_shorten(citation.title.strip(), MAX_TITLE_UNITS) or "—")
     if citation.url and is_web_url(citation.url):
         title = f'<a href="{html.escape(citation.url, quote=True)}">{title}</a>'
     origin = ", ".join(
-        html.escape(x)
-        for x in (_shorten(citation.source.strip(), MAX_SOURCE_CHARS), citation.date)
+        _escape(x)
+        for x in (_shorten(citation.source.strip(), MAX_SOURCE_UNITS), citation.date)
         if x
     )
     head = f"<b>{citation.n}.</b> {title}" + (f" — {origin}" if origin else "")
     return _fit(
-        lambda cut: f"{head}\n<blockquote>{html.escape(cut)}</blockquote>",
+        lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>",
         citation.quote.strip(),
         limit,
     )
@@ -99,23 +101,28 @@ def is_web_url(url: str) -> bool:
     return parts.scheme.lower() in ("http", "https") and bool(parts.hostname)
 
 
+def _escape(text: str) -> str:
+    """Escape text content: &, < and > (quotes only matter inside attributes)."""
+    return html.escape(text, quote=False)
+
+
 def _fit(build: Callable[[str], str], text: str, limit: int) -> str:
     """build(text), with `text` cut at a word boundary (and ended with "…") until it fits."""
     rendered = build(text)
-    while message_units(rendered) > limit and text:
-        excess = message_units(rendered) - limit
-        keep = max(0, len(text) - excess - len(ELLIPSIS))
-        text = _shorten(text, keep) if keep else ""
+    while text and (excess := message_units(rendered) - limit) > 0:
+        text = _shorten(text, utf16_len(text) - excess)
         rendered = build(text)
     return rendered
 
 
-def _shorten(text: str, max_chars: int) -> str:
-    """`text` within `max_chars` characters, cut at a space where one is near, plus "…"."""
-    if len(text) <= max_chars:
+def _shorten(text: str, max_units: int) -> str:
+    """`text` within `max_units` UTF-16 units, "…" included, cut at a space where one is near."""
+    if utf16_len(text) <= max_units:
         return text
-    cut = text[: max(0, max_chars - len(ELLIPSIS))]
+    budget = max_units - utf16_len(ELLIPSIS)
+    ends = list(accumulate(2 if ord(char) > 0xFFFF else 1 for char in text))
+    cut = text[: bisect_right(ends, budget)]
     space = cut.rfind(" ")
     if space > len(cut) * 0.8:
         cut = cut[:space]
-    return cut.rstrip() + ELLIPSIS
+    return cut.rstrip() + ELLIPSIS if cut.strip() else ""

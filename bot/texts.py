@@ -18,7 +18,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "intro": "I answer questions about the news with the exact sentences of the articles "
         "I have read, each with its source, date and link. I never make anything up: when the "
         "articles say nothing on a subject, I say so.",
-        "knows": "I know <b>{articles}</b> articles from {sources}, dated {first} to {last}.",
+        "knows": "I know <b>{count}</b> {articles} from {sources}, {dates}.",
+        "article_one": "article",
+        "article_many": "articles",
+        "dated_one": "dated {first}",
+        "dated_range": "dated {first} to {last}",
         "knows_nothing": "My index is empty for now: an administrator has to add articles.",
         "how_private": "<b>How to ask</b>\nJust write your question here, in English or "
         "French, e.g. <i>who denied signing an accord?</i>",
@@ -30,7 +34,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "empty_question": "Ask me a question after the command, e.g. "
         "<code>/ask who denied signing an accord?</code>",
         "empty_private": "Write your question as a text message.",
-        "too_long": "Your question is {length} characters long; please keep it under {limit}.",
+        "too_long": "Your question is {length} characters long; the limit is {limit}.",
         "not_text": "I can only read text: please write your question.",
         "unknown_command": "I don't know that command. Write your question, or see /help.",
         "error": "Sorry, something went wrong while answering. Please try again in a moment.",
@@ -56,7 +60,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "intro": "Je réponds aux questions sur l'actualité avec les phrases exactes des "
         "articles que j'ai lus, chacune avec sa source, sa date et son lien. Je n'invente "
         "rien : quand les articles ne disent rien d'un sujet, je le dis.",
-        "knows": "Je connais <b>{articles}</b> articles de {sources}, datés de {first} à {last}.",
+        "knows": "Je connais <b>{count}</b> {articles} (sources : {sources} ; {dates}).",
+        "article_one": "article",
+        "article_many": "articles",
+        "dated_one": "date : {first}",
+        "dated_range": "du {first} au {last}",
         "knows_nothing": "Mon index est vide pour l'instant : un administrateur doit ajouter "
         "des articles.",
         "how_private": "<b>Comment poser une question</b>\nÉcrivez-la ici, en français ou en "
@@ -106,10 +114,18 @@ def language_of(user: User | None) -> str:
     return "fr" if code.lower().startswith("fr") else DEFAULT_LANGUAGE
 
 
-def say(lang: str, key: str, **values: object) -> str:
-    """The template `key` in `lang` (English where missing), with its values HTML-escaped."""
+class Html(str):
+    """Text that is already Telegram HTML: `say` inserts it as it is."""
+
+
+def say(lang: str, key: str, **values: object) -> Html:
+    """The template `key` in `lang` (English where missing), its values HTML-escaped unless
+    they are `Html` already."""
     template = _TEXTS.get(lang, _TEXTS[DEFAULT_LANGUAGE]).get(key) or _TEXTS[DEFAULT_LANGUAGE][key]
-    return template.format(**{k: html.escape(str(v)) for k, v in values.items()})
+    escaped = {
+        k: v if isinstance(v, Html) else html.escape(str(v), quote=False) for k, v in values.items()
+    }
+    return Html(template.format(**escaped))
 
 
 def command_menu(commands: tuple[str, ...], lang: str) -> list[tuple[str, str]]:

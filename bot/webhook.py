@@ -90,6 +90,8 @@ class WebServer:
             mode = "webhook" if webhook_path is not None else "polling"
             routes.append((health_path, _HealthHandler, {"bot_app": application, "mode": mode}))
         self.serves_anything = bool(routes)
+        # tornado logs every request at INFO: one line per update and per health probe.
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
         self._app = tornado.web.Application(routes)
         self._server: tornado.httpserver.HTTPServer | None = None
         self.port: int | None = None

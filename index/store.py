@@ -632,6 +632,9 @@ class Store:
             )
         }
 
+    def article_ids(self) -> set[str]:
+        return {r[0] for r in self._db.execute("SELECT id FROM articles")}
+
     def all_articles(self) -> list[Article]:
         return [
             _article_from_row(r) for r in self._db.execute("SELECT * FROM articles ORDER BY id")

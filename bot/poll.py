@@ -1,0 +1,108 @@
+"""One polling round: every configured feed fetched (conditionally), new articles indexed
+incrementally; and single pages ingested by URL. Blocking code: the bot runs it in a thread.
+
+A feed that fails (malformed, huge, slow, private address, …) is recorded with its error
+and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.engine import Engine
+from bot.state import State
+from index.articles import Article
+from index.feeds import FeedSource, FeedState, collect_feed, extract_article
+from index.fetch import FetchError, fetch
+from index.store import IngestReport
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PollReport:
+    feeds: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    not_modified: int = 0
+    items: int = 0
+    ingest: IngestReport = field(default_factory=IngestReport)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.feeds} feeds polled ({self.not_modified} unchanged, {len(self.failed)} "
+            f"failed): {self.items} new items, {self.ingest.added} articles added, "
+            f"{self.ingest.updated} updated, {self.ingest.embedded} passages embedded "
+            f"in {self.seconds:.1f} s"
+        )
+
+
+def configured_sources(settings: Settings, state: State) -> list[FeedSource]:
+    """Feeds from settings (NEWSBOT_FEEDS) and those added with /addfeed, once each."""
+    for source in settings.feeds:
+        state.add_feed(source.url, source.source, source.lang, None)
+    return [FeedSource(url=f.url, source=f.source, lang=f.lang) for f in state.feeds()]
+
+
+def poll_feeds(engine: Engine, state: State, settings: Settings) -> PollReport:
+    """Fetch every feed and index what is new; returns what happened, feed by feed."""
+    started = time.monotonic()
+    report = PollReport()
+    known = engine.store.article_ids()
+    records = {f.url: f for f in state.feeds()}
+    articles: list[Article] = []
+    for source in configured_sources(settings, state):
+        record = records.get(source.url)
+        previous = FeedState(record.etag, record.last_modified) if record else None
+        poll = collect_feed(
+            source,
+            previous,
+            fetch_pages=settings.fetch_pages,
+            allow_private=settings.allow_private_feeds,
+            known_ids=known,
+            timeout=settings.fetch_timeout,
+        )
+        report.feeds += 1
+        fresh = [a for a in poll.articles if a.id not in known]
+        if poll.error:
+            log.warning("feed %s failed: %s", source.url, poll.error)
+            report.failed[source.url] = poll.error
+        for error in poll.errors:
+            log.info("feed %s: %s", source.url, error)
+        report.not_modified += poll.not_modified
+        report.items += len(fresh)
+        articles += fresh
+        known |= {a.id for a in fresh}
+        state.record_poll(
+            source.url,
+            etag=poll.state.etag,
+            last_modified=poll.state.last_modified,
+            error=poll.error or (f"warning: {poll.warning}" if poll.warning else None),
+            new_articles=len(fresh),
+        )
+    if articles:
+        report.ingest = engine.store.add_articles(articles, engine.embedder)
+    report.seconds = time.monotonic() - started
+    log.info("poll: %s", report.summary())
+    return report
+
+
+class PageError(RuntimeError):
+    """A page that could not be ingested; the message says why, for the user."""
+
+
+def ingest_url(engine: Engine, settings: Settings, url: str) -> tuple[Article, IngestReport]:
+    """Fetch one article page, extract its text and index it."""
+    try:
+        page = fetch(
+            url, allow_private=settings.allow_private_feeds, timeout=settings.fetch_timeout
+        )
+    except FetchError as exc:
+        raise PageError(f"could not fetch {url}: {exc}") from None
+    article = extract_article(page.content, page.final_url)
+    if article is None:
+        raise PageError(f"no article text found at {url}")
+    return article, engine.store.add_articles([article], engine.embedder)
