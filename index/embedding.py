@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from tokenizers import Tokenizer
+from tqdm import tqdm
 
 from index.bundled_model import (
     MODEL_NAME,
@@ -108,16 +109,25 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         # Surrounding whitespace means nothing, and transformers 4 and 5 tokenise it apart.
         stripped = [text.strip() for text in texts]
-        with self._loaded.lock:
-            vectors = self._loaded.model.encode(
-                stripped,
-                prompt=prompt,
-                batch_size=self.batch_size,
-                show_progress_bar=progress,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        # Longest first, one batch per lock hold: batches pad little, and a question asked
+        # during a long ingest waits for one batch, not for the whole ingest.
+        order = sorted(range(len(stripped)), key=lambda i: -len(stripped[i]))
+        vectors = np.empty((len(stripped), self.dim), dtype=np.float32)
+        bar = tqdm(total=len(stripped), unit="passage", disable=not progress, leave=False)
+        with bar:
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                with self._loaded.lock:
+                    vectors[chunk] = self._loaded.model.encode(
+                        [stripped[i] for i in chunk],
+                        prompt=prompt,
+                        batch_size=self.batch_size,
+                        show_progress_bar=False,
+                        convert_to_numpy=True,
+                        normalize_embeddings=True,
+                    )
+                bar.update(len(chunk))
+        return vectors
 
 
 def get_embedder(model: str, cache_dir: Path, batch_size: int = 16) -> Embedder:
