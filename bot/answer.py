@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from index.articles import guess_language
-from index.chunking import sentence_spans
+from index.chunking import quote_spans
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
 
@@ -25,8 +25,6 @@ NO_SOURCE = "The indexed news has nothing on this."
 SAME_LANGUAGE_PENALTY = 0.02
 # A further article is cited only if its best sentence is this close to the best one.
 CITATION_MARGIN = 0.06
-# Sentences shorter than this are quoted together with the next one of their passage.
-MIN_QUOTE_WORDS = 6
 
 
 class SentenceEmbedder(Protocol):
@@ -75,19 +73,12 @@ class _Candidate:
 
 
 def quote_candidates(hits: Sequence[Hit]) -> list[tuple[Hit, int, int]]:
-    """Every sentence of the retrieved passages as (hit, start, end) in its article; a very
-    short sentence is joined to the next so a quote can stand alone."""
-    out: list[tuple[Hit, int, int]] = []
-    for hit in hits:
-        p = hit.passage
-        spans = sentence_spans(p.article.text, p.start, p.end)
-        for i, span in enumerate(spans):
-            end = span.end
-            words = len(p.article.text[span.start : span.end].split())
-            if words < MIN_QUOTE_WORDS and i + 1 < len(spans):
-                end = spans[i + 1].end
-            out.append((hit, span.start, end))
-    return out
+    """Every quotable span of the retrieved passages, as (hit, start, end) in its article."""
+    return [
+        (hit, start, end)
+        for hit in hits
+        for start, end in quote_spans(hit.passage.article.text, hit.passage.start, hit.passage.end)
+    ]
 
 
 def compose_answer(

@@ -11,6 +11,7 @@ from index.articles import Article, is_heading
 TARGET_WORDS = 150
 MIN_WORDS = 80
 MAX_WORDS = 200
+MIN_QUOTE_WORDS = 6
 
 # Abbreviations after which a full stop does not end a sentence (French and English news).
 _ABBREVIATIONS = {
@@ -238,6 +239,19 @@ def _windows(
 
 def _words(text: str, sentence: Sentence) -> int:
     return len(text[sentence.start : sentence.end].split())
+
+
+def quote_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The sentences of text[start:end] that can be quoted on their own: a very short one
+    (under MIN_QUOTE_WORDS words) is joined to the next."""
+    spans = sentence_spans(text, start, end)
+    out = []
+    for i, span in enumerate(spans):
+        stop = span.end
+        if len(text[span.start : span.end].split()) < MIN_QUOTE_WORDS and i + 1 < len(spans):
+            stop = spans[i + 1].end
+        out.append((span.start, stop))
+    return out
 
 
 def passage_embedding_text(passage: Passage, title: str = "") -> str:

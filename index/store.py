@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index.articles import Article
-from index.chunking import Passage, passage_embedding_text, split_into_passages
+from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +159,11 @@ def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
 class Store:
     """One index directory: the SQLite database and the FAISS cache beside it."""
 
-    def __init__(self, directory: Path, model_id: str, dim: int) -> None:
+    def __init__(self, directory: Path, model_id: str, dim: int, embed_quotes: bool = True) -> None:
         self.directory = Path(directory)
+        # Embed every quotable sentence at ingest, so answering a question embeds only the
+        # question (the answer step scores sentences from this cache).
+        self.embed_quotes = embed_quotes
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model_id = model_id
         self.dim = dim
@@ -356,12 +359,19 @@ class Store:
         if not changed:
             return
         chunked: list[tuple[Article, list[Passage], list[str]]] = []
+        quotes: list[str] = []
         for article in changed:
             passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
             texts = [passage_embedding_text(p) for p in passages]
             chunked.append((article, passages, texts))
+            if self.embed_quotes:
+                quotes += [
+                    article.text[a:b]
+                    for p in passages
+                    for a, b in quote_spans(article.text, p.start, p.end)
+                ]
         vectors, embedded = self._embed_missing(
-            [t for _, _, texts in chunked for t in texts], encoder
+            [t for _, _, texts in chunked for t in texts] + quotes, encoder
         )
         now = time.time()
         removed: list[int] = []

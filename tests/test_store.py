@@ -133,7 +133,8 @@ def test_crash_while_embedding_keeps_earlier_batches(
     tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(store_module, "BATCH_ARTICLES", 2)
-    encoder = CountingEncoder(embedder, fail_after=3)
+    per_article = 3  # one passage and its two quotable sentences
+    encoder = CountingEncoder(embedder, fail_after=2 * per_article)
     store = Store(tmp_path, encoder.model_id, encoder.dim)
     with pytest.raises(RuntimeError, match="simulated crash"):
         store.add_articles(_other_articles(5), encoder)
@@ -141,7 +142,9 @@ def test_crash_while_embedding_keeps_earlier_batches(
     store.close()
     reopened = Store(tmp_path, embedder.model_id, embedder.dim)
     report = reopened.add_articles(_other_articles(5), CountingEncoder(embedder))
-    assert (report.unchanged, report.added, report.embedded) == (2, 3, 3)
+    # Each new article brings a passage and one new sentence; the other sentence is the
+    # same in every article and was embedded (and cached) by the first batch.
+    assert (report.unchanged, report.added, report.embedded) == (2, 3, 3 * (per_article - 1))
 
 
 def test_corrupt_or_missing_faiss_file_is_rebuilt_from_sqlite(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
