@@ -48,6 +48,18 @@ def main() -> None:
     load_s = time.perf_counter() - started
     articles = load_articles([args.articles]).articles
     rows: list[tuple[str, str]] = [("model load (materialised, warm)", f"{load_s:.1f} s")]
+    with tempfile.TemporaryDirectory() as plain_dir:
+        plain = Store(Path(plain_dir), embedder.model_id, embedder.dim, embed_quotes=False)
+        t0 = time.perf_counter()
+        plain_report = plain.add_articles(articles, embedder)
+        plain_s = time.perf_counter() - t0
+        plain.close()
+    rows.append(
+        (
+            f"index {len(articles)} articles, passages only ({plain_report.passages} passages)",
+            f"{plain_s:.1f} s = {plain_report.passages / plain_s:.1f} passages/s",
+        )
+    )
     with tempfile.TemporaryDirectory() as tmp:
         store = Store(Path(tmp), embedder.model_id, embedder.dim)
         t0 = time.perf_counter()
@@ -59,11 +71,11 @@ def main() -> None:
         reingest_s = time.perf_counter() - t0
         rows += [
             (
-                f"index {len(articles)} articles, {report.passages} passages "
-                f"(mean {words / report.passages:.0f} words)",
-                f"{index_s:.1f} s",
+                f"index {len(articles)} articles as shipped: {report.passages} passages "
+                f"(mean {words / report.passages:.0f} words) + quotable sentences "
+                f"({report.embedded} texts embedded)",
+                f"{index_s:.1f} s = {report.passages / index_s:.1f} passages/s",
             ),
-            ("indexing throughput", f"{report.passages / index_s:.1f} passages/s"),
             (f"re-ingest unchanged ({again.embedded} embedded)", f"{reingest_s * 1000:.0f} ms"),
         ]
         retriever = Retriever(store, embedder, k=5, floor=0.70)
