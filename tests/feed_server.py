@@ -166,6 +166,11 @@ class _Server(ThreadingHTTPServer):
 @contextmanager
 def serve() -> Iterator[FeedServer]:
     """Run the server on a free port of 127.0.0.1 for the duration of the block."""
+    if not BENCH_FEEDS.is_dir():
+        raise RuntimeError(
+            f"feed files not found at {BENCH_FEEDS}: the tests read ../shared/bench/feeds "
+            "beside the repository"
+        )
     server = _Server(("127.0.0.1", 0), _Handler)
     host, port = server.server_address[:2]
     server.state = FeedServer(f"http://{host!s}:{port}")
