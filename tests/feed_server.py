@@ -99,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _feed_file(self, relative: str) -> None:
         file = (BENCH_FEEDS / relative).resolve()
-        if not file.is_relative_to(BENCH_FEEDS) or not file.is_file():
+        if not file.is_relative_to(BENCH_FEEDS.resolve()) or not file.is_file():
             self._send(404, b"not found", "text/plain")
             return
         body = file.read_bytes()
