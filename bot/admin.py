@@ -11,7 +11,8 @@ from telegram import Message, Update
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
-from bot.handlers import engine_of, send_replies, settings_of
+from bot.handlers import engine_of, send_replies, settings_of, state_of
+from bot.rounds import restart_watermark, round_lock
 from bot.texts import language_of, say
 from index.corpus import RebuildInProgress, RebuildReport
 
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 REINDEX_LOCK = "reindex_lock"
 
 
-async def _admin_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Message | None:
+async def admin_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Message | None:
     """The command's message when its sender is an admin; otherwise refuse and log, None."""
     message, user = update.effective_message, update.effective_user
     if message is None:
@@ -42,7 +43,7 @@ async def _admin_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def reindex(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Start rebuilding the index in the background; questions keep being answered from the
     current index until the engine swaps the new one in. One reindex at a time."""
-    message = await _admin_message(update, context)
+    message = await admin_message(update, context)
     if message is None:
         return
     lang = language_of(update.effective_user)
@@ -72,7 +73,11 @@ async def _run_reindex(
 
     engine = engine_of(context)
     try:
-        report = await asyncio.to_thread(engine.reindex, on_progress=on_progress)
+        # No round meanwhile: a poll would write into the index being replaced, and the
+        # rebuilt index dates every story from now, which the watermark must skip.
+        async with round_lock(context):
+            report = await asyncio.to_thread(engine.reindex, on_progress=on_progress)
+            restart_watermark(state_of(context))
     except RebuildInProgress:
         await reporter.finish(say(lang, "reindex_busy"))
     except Exception as exc:
@@ -138,7 +143,7 @@ class ProgressMessage:
 
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """What the index holds: articles, passages, sources, dates, model, size, last update."""
-    message = await _admin_message(update, context)
+    message = await admin_message(update, context)
     if message is None:
         return
     lang = language_of(update.effective_user)

@@ -1,8 +1,10 @@
 """Wiring only: the python-telegram-bot Application built from Settings, and how it runs.
 
 Read it as a table of contents: the handlers in the order they are tried, the error
-handler, the command menus per scope, polling or webhook. Behaviour lives in
-bot/handlers.py (readers), bot/admin.py (admins), bot/render.py and bot/webhook.py.
+handler, the feed-and-alert job, the command menus per scope, polling or webhook.
+Behaviour lives in bot/handlers.py (readers), bot/subscriptions.py (topics and alerts per
+chat), bot/admin.py and bot/feed_admin.py (admins), bot/rounds.py (the job),
+bot/render.py and bot/webhook.py.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from telegram import (
     Bot,
+    BotCommandScopeAllChatAdministrators,
     BotCommandScopeAllGroupChats,
     BotCommandScopeAllPrivateChats,
     BotCommandScopeChat,
@@ -29,20 +32,23 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     BaseHandler,
+    ChatMemberHandler,
     CommandHandler,
     Defaults,
     MessageHandler,
     filters,
 )
 
-from bot import admin, handlers
+from bot import admin, feed_admin, handlers, rounds, subscriptions
 from bot.config import Settings
 from bot.engine import Engine
 from bot.logs import hide_in_logs
 from bot.per_chat import PerChatUpdateProcessor
+from bot.state import State
 from bot.texts import (
     ADMIN_COMMANDS,
     DEFAULT_LANGUAGE,
+    GROUP_ADMIN_COMMANDS,
     GROUP_COMMANDS,
     LANGUAGES,
     PRIVATE_COMMANDS,
@@ -53,8 +59,9 @@ from bot.webhook import WebServer
 log = logging.getLogger(__name__)
 
 AnyApplication = Application[Any, Any, Any, Any, Any, Any]
-# What the bot asks Telegram for: messages, and its own membership changes in chats.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.MY_CHAT_MEMBER]
+# What the bot asks Telegram for: messages, channel posts (a channel manages its
+# subscriptions with commands posted there), and its own membership changes in chats.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CHANNEL_POST, Update.MY_CHAT_MEMBER]
 
 
 def build_application(settings: Settings, engine: Engine) -> AnyApplication:
@@ -83,28 +90,40 @@ def build_application(settings: Settings, engine: Engine) -> AnyApplication:
             )
         )
         .concurrent_updates(PerChatUpdateProcessor(settings.concurrent_updates))
+        .post_shutdown(_close_state)
     )
     if settings.webhook_url:
         builder = builder.updater(None)  # bot.webhook.WebServer feeds the update queue
     application = builder.build()
+    state = State(settings.state_path)
+    rounds.start_watermark(state)
     application.bot_data.update(
         {
             handlers.ENGINE: engine,
             handlers.SETTINGS: settings,
+            handlers.STATE: state,
             admin.REINDEX_LOCK: asyncio.Lock(),
+            rounds.ROUND_LOCK: asyncio.Lock(),
         }
     )
     application.add_handlers(ordered_handlers())
     application.add_error_handler(handlers.on_error)
+    rounds.schedule_rounds(application, settings)
     return application
+
+
+async def _close_state(application: AnyApplication) -> None:
+    application.bot_data[handlers.STATE].close()
 
 
 def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
     """PTB gives an update to the first handler whose filters match, so order matters:
     our commands first (a command is also text), then other commands (explained in
     private chats, ignored in groups), then questions, then what is not text. A group
-    message that matches nothing here was not meant for the bot and is ignored."""
+    message or channel post that matches nothing here was not meant for the bot and is
+    ignored."""
     new = filters.UpdateType.MESSAGE  # edits and channel posts are not questions
+    posted = new | filters.UpdateType.CHANNEL_POST  # a channel manages its subscriptions
     private = filters.ChatType.PRIVATE
     groups = filters.ChatType.GROUPS
     command = filters.COMMAND
@@ -114,6 +133,12 @@ def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("ask", handlers.ask_command, filters=new),
         CommandHandler("reindex", admin.reindex, filters=new),
         CommandHandler("stats", admin.stats, filters=new),
+        CommandHandler("subscribe", subscriptions.subscribe, filters=posted),
+        CommandHandler("unsubscribe", subscriptions.unsubscribe, filters=posted),
+        CommandHandler("subscriptions", subscriptions.list_subscriptions, filters=posted),
+        CommandHandler("feeds", feed_admin.list_feeds, filters=new),
+        CommandHandler("addfeed", feed_admin.add_feed, filters=new),
+        CommandHandler("ingest", feed_admin.ingest_page, filters=new),
         MessageHandler(new & private & command, handlers.unknown_command),
         MessageHandler(new & private & filters.TEXT, handlers.text_question),
         MessageHandler(
@@ -131,17 +156,21 @@ def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
             & (private | (groups & handlers.REPLIES_TO_BOT)),
             handlers.not_text,
         ),
+        # The bot's own membership: removed or blocked pauses a chat's alerts.
+        ChatMemberHandler(subscriptions.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER),
     ]
 
 
 async def set_command_menus(bot: Bot, admin_ids: list[int]) -> None:
-    """Menus per scope and language: readers in private chats, groups, and each admin's
-    private chat (an admin who never opened a chat with the bot is skipped, and logged)."""
+    """Menus per scope and language: readers in private chats, groups, the groups'
+    administrators (who manage subscriptions), and each bot admin's private chat (an admin
+    who never opened a chat with the bot is skipped, and logged)."""
     for lang in LANGUAGES:
         code = None if lang == DEFAULT_LANGUAGE else lang
         menus: list[tuple[Any, tuple[str, ...]]] = [
             (BotCommandScopeAllPrivateChats(), PRIVATE_COMMANDS),
             (BotCommandScopeAllGroupChats(), GROUP_COMMANDS),
+            (BotCommandScopeAllChatAdministrators(), GROUP_ADMIN_COMMANDS),
             *((BotCommandScopeChat(admin_id), ADMIN_COMMANDS) for admin_id in admin_ids),
         ]
         for scope, commands in menus:

@@ -129,7 +129,7 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     from bot.state import State
 
     engine = _engine(settings)
-    state = State(settings.data_dir / "state.sqlite3")
+    state = State(settings.state_path)
     if not settings.feeds and not state.feeds():
         raise _UserError("no feeds: set NEWSBOT_FEEDS or add one with /addfeed in the bot")
     report = poll_feeds(engine, state, settings)
@@ -149,6 +149,8 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     except (RebuildInProgress, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
     store.close()
+    if settings.state_path.exists():
+        _skip_reindexed_stories(settings)
     for error in report.errors:
         print(f"skipped {error}", file=sys.stderr)
     print(
@@ -157,6 +159,19 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
         f"in {report.seconds:.1f} s"
     )
     return 0
+
+
+def _skip_reindexed_stories(settings: Settings) -> None:
+    """A rebuilt index dates every story from now: the bot's alerts must not take them for
+    new ones."""
+    from bot.rounds import restart_watermark
+    from bot.state import State
+
+    state = State(settings.state_path)
+    try:
+        restart_watermark(state)
+    finally:
+        state.close()
 
 
 def read_questions(args: argparse.Namespace) -> list[str]:

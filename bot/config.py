@@ -168,3 +168,8 @@ class Settings(BaseSettings):
     @property
     def store_dir(self) -> Path:
         return self.data_dir / "store"
+
+    @property
+    def state_path(self) -> Path:
+        """The bot's own state (feeds, subscriptions, alerts sent), beside the index."""
+        return self.data_dir / "state.sqlite3"

@@ -22,6 +22,7 @@ from telegram.ext import ContextTypes, filters
 from bot.config import Settings
 from bot.engine import Engine
 from bot.render import plain_text, render_answer
+from bot.state import State
 from bot.texts import language_of, say
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ T = TypeVar("T")
 # Keys of application.bot_data, filled by bot.app.
 ENGINE = "engine"
 SETTINGS = "settings"
+STATE = "state"
 # Telegram shows "typing…" for 5 s; refresh it a little before it fades.
 TYPING_REFRESH_S = 4.5
 MAX_LISTED_SOURCES = 5
@@ -42,6 +44,10 @@ def engine_of(context: ContextTypes.DEFAULT_TYPE) -> Engine:
 
 def settings_of(context: ContextTypes.DEFAULT_TYPE) -> Settings:
     return cast(Settings, context.bot_data[SETTINGS])
+
+
+def state_of(context: ContextTypes.DEFAULT_TYPE) -> State:
+    return cast(State, context.bot_data[STATE])
 
 
 # --------------------------------------------------------------------------- filters
@@ -124,13 +130,20 @@ async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     message = update.effective_message
     if message is None or message.text is None:
         return
-    # CommandHandler only fires when the command opens the message; it is ASCII, so its
-    # UTF-16 length is its length in characters.
-    question = message.text[message.entities[0].length :].strip()
+    question = command_argument(message)
     replied = message.reply_to_message
     if not question and replied is not None and replied.text and not _is_from_bot(replied):
         question = replied.text.strip()
     await answer_question(update, context, question)
+
+
+def command_argument(message: Message) -> str:
+    """What follows the command (`/ask@Bot who?` -> "who?"), stripped. CommandHandler only
+    fires when the command opens the message, and a command is ASCII: its UTF-16 length is
+    its length in characters."""
+    if not message.text or not message.entities:
+        return ""
+    return message.text[message.entities[0].length :].strip()
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

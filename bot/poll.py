@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from bot.config import Settings
@@ -47,14 +48,19 @@ def configured_sources(settings: Settings, state: State) -> list[FeedSource]:
     return [FeedSource(url=f.url, source=f.source, lang=f.lang) for f in state.feeds()]
 
 
-def poll_feeds(engine: Engine, state: State, settings: Settings) -> PollReport:
-    """Fetch every feed and index what is new; returns what happened, feed by feed."""
+def poll_feeds(
+    engine: Engine, state: State, settings: Settings, urls: Collection[str] | None = None
+) -> PollReport:
+    """Fetch every feed (or only those in `urls`) and index what is new; returns what
+    happened, feed by feed."""
     started = time.monotonic()
     report = PollReport()
     known = engine.store.article_ids()
     records = {f.url: f for f in state.feeds()}
     articles: list[Article] = []
     for source in configured_sources(settings, state):
+        if urls is not None and source.url not in urls:
+            continue
         record = records.get(source.url)
         previous = FeedState(record.etag, record.last_modified) if record else None
         poll = collect_feed(

@@ -176,6 +176,11 @@ class State:
         with self._tx() as db:
             db.execute("UPDATE subscriptions SET paused = 1 WHERE chat_id = ?", (chat_id,))
 
+    def resume_chat(self, chat_id: int) -> None:
+        """The bot is back in the chat (re-added, unblocked): send its alerts again."""
+        with self._tx() as db:
+            db.execute("UPDATE subscriptions SET paused = 0 WHERE chat_id = ?", (chat_id,))
+
     # --- alerts ------------------------------------------------------------------------
 
     def claim_alert(

@@ -28,7 +28,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "French, e.g. <i>who denied signing an accord?</i>",
         "how_group": "In a group: <code>/ask your question</code>, reply to one of my "
         "messages, or mention {username}.",
-        "help_more": "Commands: /ask, /help.",
+        "help_more": "Commands: /ask, /subscribe, /subscriptions, /help.",
         "no_source": "I found nothing on this in the news I have indexed, so I can't answer "
         "it. Try other words, or another subject.",
         "empty_question": "Ask me a question after the command, e.g. "
@@ -55,6 +55,49 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_ask": "Ask a question about the news",
         "cmd_reindex": "Rebuild the index (admins)",
         "cmd_stats": "What the index holds (admins)",
+        "cmd_subscribe": "Get alerts about a topic",
+        "cmd_unsubscribe": "Stop alerts about a topic",
+        "cmd_subscriptions": "This chat's topics",
+        "cmd_feeds": "Followed feeds and their state (admins)",
+        "cmd_addfeed": "Follow an RSS or Atom feed (admins)",
+        "cmd_ingest": "Index one article page (admins)",
+        "subscribe_usage": "Tell me the topic after the command, in a few words or a sentence, "
+        "e.g. <code>/subscribe floods in Germany</code>",
+        "topic_too_long": "A topic is at most {limit} characters long; yours has {length}.",
+        "too_many_topics": "This chat already follows {limit} topics, the most it can. Remove "
+        "one with /unsubscribe first.",
+        "subscribed": "Subscribed: <b>{topic}</b>. When new articles about it arrive, I post "
+        "them here.",
+        "already_subscribed": "This chat already follows <b>{topic}</b>.",
+        "unsubscribe_usage": "Say which topic to drop: its number in /subscriptions "
+        "(<code>/unsubscribe 2</code>), its words, or <code>/unsubscribe all</code>.",
+        "unsubscribed": "Unsubscribed: <b>{topic}</b>.",
+        "unsubscribed_all": "All {count} topic(s) of this chat removed.",
+        "not_subscribed": "This chat does not follow <b>{topic}</b>. See /subscriptions.",
+        "no_subscriptions": "This chat follows no topic. Add one with "
+        "<code>/subscribe topic</code>.",
+        "subscription_list": "<b>Topics followed here</b>\n{items}",
+        "subscriptions_paused": "Alerts are paused: I could not post here. Subscribing again "
+        "resumes them.",
+        "not_chat_admin": "Sorry, only this group's administrators can change its subscriptions.",
+        "no_feeds": "I follow no feed yet. Add one with <code>/addfeed URL</code>, or set "
+        "NEWSBOT_FEEDS.",
+        "feeds_header": "<b>Feeds</b> ({count})",
+        "feed_entry": "<b>{n}.</b> {url}\nSource: {source} · last poll: {polled} · "
+        "{articles} article(s)",
+        "feed_error": "Last error: {error}",
+        "addfeed_usage": "Give the feed's address: <code>/addfeed https://example.org/rss</code>",
+        "addfeed_refused": "I can't follow {url}: {error}",
+        "addfeed_known": "I already follow {url}.",
+        "addfeed_polling": "Feed added: {url}. Polling it now…",
+        "addfeed_done": "Feed added and polled: {url}. {count} new article(s) indexed.",
+        "addfeed_failed": "Feed added: {url}, but its first poll failed: {error}. I will try "
+        "again at every poll; /feeds shows its state.",
+        "ingest_usage": "Give the article's address: "
+        "<code>/ingest https://example.org/news/1</code>",
+        "ingested": "Indexed: <b>{title}</b> ({source}, {date}).",
+        "ingest_unchanged": "Already indexed, unchanged: <b>{title}</b>.",
+        "ingest_failed": "Nothing indexed: {error}",
     },
     "fr": {
         "intro": "Je réponds aux questions sur l'actualité avec les phrases exactes des "
@@ -71,7 +114,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "anglais, par exemple <i>qui a nié la signature d'un accord ?</i>",
         "how_group": "Dans un groupe : <code>/ask votre question</code>, répondez à l'un de "
         "mes messages, ou mentionnez {username}.",
-        "help_more": "Commandes : /ask, /help.",
+        "help_more": "Commandes : /ask, /subscribe, /subscriptions, /help.",
         "no_source": "Je n'ai rien trouvé à ce sujet dans les articles indexés, je ne peux "
         "donc pas répondre. Essayez d'autres mots, ou un autre sujet.",
         "empty_question": "Posez votre question après la commande, par exemple "
@@ -99,13 +142,58 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_ask": "Poser une question sur l'actualité",
         "cmd_reindex": "Reconstruire l'index (admins)",
         "cmd_stats": "Contenu de l'index (admins)",
+        "cmd_subscribe": "Recevoir des alertes sur un sujet",
+        "cmd_unsubscribe": "Arrêter les alertes sur un sujet",
+        "cmd_subscriptions": "Les sujets suivis ici",
+        "cmd_feeds": "Flux suivis et leur état (admins)",
+        "cmd_addfeed": "Suivre un flux RSS ou Atom (admins)",
+        "cmd_ingest": "Indexer une page d'article (admins)",
+        "subscribe_usage": "Donnez le sujet après la commande, en quelques mots ou une phrase, "
+        "par exemple <code>/subscribe inondations en Allemagne</code>",
+        "topic_too_long": "Un sujet fait au plus {limit} caractères ; le vôtre en fait {length}.",
+        "too_many_topics": "Ce chat suit déjà {limit} sujets, le maximum. Retirez-en un avec "
+        "/unsubscribe d'abord.",
+        "subscribed": "Abonnement enregistré : <b>{topic}</b>. Je publierai ici les nouveaux "
+        "articles sur ce sujet.",
+        "already_subscribed": "Ce chat suit déjà <b>{topic}</b>.",
+        "unsubscribe_usage": "Indiquez le sujet à retirer : son numéro dans /subscriptions "
+        "(<code>/unsubscribe 2</code>), ses mots, ou <code>/unsubscribe all</code>.",
+        "unsubscribed": "Désabonnement : <b>{topic}</b>.",
+        "unsubscribed_all": "Les {count} sujet(s) de ce chat sont retirés.",
+        "not_subscribed": "Ce chat ne suit pas <b>{topic}</b>. Voyez /subscriptions.",
+        "no_subscriptions": "Ce chat ne suit aucun sujet. Ajoutez-en un avec "
+        "<code>/subscribe sujet</code>.",
+        "subscription_list": "<b>Sujets suivis ici</b>\n{items}",
+        "subscriptions_paused": "Les alertes sont suspendues : je n'ai pas pu publier ici. "
+        "S'abonner de nouveau les relance.",
+        "not_chat_admin": "Désolé, seuls les administrateurs de ce groupe peuvent modifier ses "
+        "abonnements.",
+        "no_feeds": "Je ne suis encore aucun flux. Ajoutez-en un avec "
+        "<code>/addfeed URL</code>, ou réglez NEWSBOT_FEEDS.",
+        "feeds_header": "<b>Flux</b> ({count})",
+        "feed_entry": "<b>{n}.</b> {url}\nSource : {source} · dernière lecture : {polled} · "
+        "{articles} article(s)",
+        "feed_error": "Dernière erreur : {error}",
+        "addfeed_usage": "Donnez l'adresse du flux : <code>/addfeed https://example.org/rss</code>",
+        "addfeed_refused": "Je ne peux pas suivre {url} : {error}",
+        "addfeed_known": "Je suis déjà {url}.",
+        "addfeed_polling": "Flux ajouté : {url}. Lecture en cours…",
+        "addfeed_done": "Flux ajouté et lu : {url}. {count} nouvel(s) article(s) indexé(s).",
+        "addfeed_failed": "Flux ajouté : {url}, mais sa première lecture a échoué : {error}. "
+        "Je réessaierai à chaque tour ; /feeds montre son état.",
+        "ingest_usage": "Donnez l'adresse de l'article : "
+        "<code>/ingest https://example.org/news/1</code>",
+        "ingested": "Indexé : <b>{title}</b> ({source}, {date}).",
+        "ingest_unchanged": "Déjà indexé, sans changement : <b>{title}</b>.",
+        "ingest_failed": "Rien n'a été indexé : {error}",
     },
 }
 
 # Command menus: which commands each kind of chat shows (descriptions come from _TEXTS).
-PRIVATE_COMMANDS = ("ask", "help", "start")
-GROUP_COMMANDS = ("ask", "help")
-ADMIN_COMMANDS = (*PRIVATE_COMMANDS, "reindex", "stats")
+PRIVATE_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help", "start")
+GROUP_COMMANDS = ("ask", "subscriptions", "help")
+GROUP_ADMIN_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help")
+ADMIN_COMMANDS = (*PRIVATE_COMMANDS, "reindex", "stats", "feeds", "addfeed", "ingest")
 
 
 def language_of(user: User | None) -> str:

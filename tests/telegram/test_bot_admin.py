@@ -180,10 +180,14 @@ def test_command_menus_are_set_per_scope_and_language(fake_api: FakeBotAPI, engi
     def names(scope: dict[str, Any], lang: str = "") -> list[str]:
         return [c["command"] for c in fake_api.commands(scope, lang)]
 
-    assert names({"type": "all_private_chats"}) == ["ask", "help", "start"]
-    assert names({"type": "all_group_chats"}) == ["ask", "help"]
+    private = ["ask", "subscribe", "unsubscribe", "subscriptions", "help", "start"]
+    assert names({"type": "all_private_chats"}) == private
+    assert names({"type": "all_group_chats"}) == ["ask", "subscriptions", "help"]
+    assert names({"type": "all_chat_administrators"}) == [
+        "ask", "subscribe", "unsubscribe", "subscriptions", "help"
+    ]  # fmt: skip
     admin = {"type": "chat", "chat_id": ADMIN_ID}
-    assert names(admin) == ["ask", "help", "start", "reindex", "stats"]
+    assert names(admin) == [*private, "reindex", "stats", "feeds", "addfeed", "ingest"]
     assert names(admin, "fr") == names(admin)
     french = fake_api.commands({"type": "all_group_chats"}, "fr")
     assert french[0] == {"command": "ask", "description": "Poser une question sur l'actualité"}
