@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.articles import Article, load_articles
-from index.store import IngestReport, PassageEncoder, Store
+from index.store import DB_NAME, IngestReport, PassageEncoder, Store
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,8 @@ def rebuild_store(
             list(articles.values()), encoder, progress=progress, on_progress=on_progress
         )
         fresh.close()
+        if old is not None:
+            _carry_over_history(old.directory / DB_NAME, building / DB_NAME)
         if old is not None and old is not current:
             old.close()
         _swap_in(data_dir, building)
@@ -119,10 +122,24 @@ def rebuild_store(
     )
 
 
+def _carry_over_history(old_db: Path, new_db: Path) -> None:
+    """Articles keep when they were first indexed and which story they belong to: a rebuild
+    must not make old stories look new (alerts) or regroup stories already alerted."""
+    with sqlite3.connect(new_db) as conn:
+        conn.execute("ATTACH DATABASE ? AS old", (str(old_db),))
+        conn.execute(
+            "UPDATE articles SET "
+            "added_at = (SELECT o.added_at FROM old.articles o WHERE o.id = articles.id), "
+            "story_id = COALESCE((SELECT o.story_id FROM old.articles o "
+            "WHERE o.id = articles.id), story_id) "
+            "WHERE id IN (SELECT id FROM old.articles)"
+        )
+        conn.commit()
+        conn.execute("DETACH DATABASE old")
+
+
 def _open_previous(data_dir: Path, encoder: PassageEncoder) -> Store | None:
     """The old store, whatever model built it (only its articles are needed then)."""
-    import sqlite3
-
     db = store_dir(data_dir) / "newsbot.sqlite3"
     with sqlite3.connect(db) as conn:
         row = conn.execute("SELECT value FROM meta WHERE key='model_id'").fetchone()

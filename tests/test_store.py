@@ -180,7 +180,9 @@ def test_reindex_swaps_in_a_new_store_and_reuses_embeddings(
     ingest_paths(store, [settings.articles_dir, extra], embedder)
     assert store.stats().articles == 2
     encoder = CountingEncoder(embedder)
+    first_seen = store.stories_added_since(0.0)
     new_store, report = rebuild_store(settings.data_dir, encoder, current=store)
+    assert new_store.stories_added_since(0.0) == first_seen  # old stories don't look new
     assert report.articles == 2 and encoder.embedded == 0 and report.reused > 0
     assert new_store.stats().articles == 2  # the ingested article survived
     assert not (settings.data_dir / "store.new").exists()
