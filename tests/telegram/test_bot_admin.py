@@ -7,7 +7,7 @@ import asyncio
 import json
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +50,6 @@ class GatedEmbedder:
                 raise TimeoutError("the test never let the reindex go on")
         return self._real.embed_passages(texts, progress=progress)
 
-
-@pytest.fixture(scope="module")
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
-) -> Iterator[Engine]:
-    engine = engine_for(make_data_dir(tmp_path_factory.mktemp("admin")), cache_dir, embedder)
-    yield engine
-    engine.close()
 
 
 def test_reindex_reports_progress_while_questions_are_still_answered(

@@ -26,7 +26,7 @@ from bot.state import State
 from index.feeds import FeedSource
 from tests.feed_server import FeedServer, serve
 
-from .bot_harness import ADMIN_ID, engine_for, make_data_dir, running_bot, wait_for_replies
+from .bot_harness import ADMIN_ID, running_bot, wait_for_replies
 from .fake_bot_api import ApiError, FakeBotAPI, SentMessage
 from .news_wire import (
     BAKERY,
@@ -51,14 +51,6 @@ NOT_ADMIN = "Sorry, this command is for the bot's administrators."
 NOT_CHAT_ADMIN = "Sorry, only this group's administrators can change its subscriptions."
 QUICK_ROUNDS = 0.02  # minutes: a round every 1.2 s, for the tests that watch the job
 
-
-@pytest.fixture(scope="module")
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
-) -> Iterator[Engine]:
-    engine = engine_for(make_data_dir(tmp_path_factory.mktemp("alerts")), cache_dir, embedder)
-    yield engine
-    engine.close()
 
 
 @pytest.fixture(autouse=True)

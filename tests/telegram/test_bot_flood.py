@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,21 +13,10 @@ from bot.engine import Engine
 from .bot_harness import (
     SEED_QUESTION,
     SEED_QUOTE,
-    engine_for,
-    make_data_dir,
     running_bot,
     wait_for_replies,
 )
 from .fake_bot_api import FakeBotAPI
-
-
-@pytest.fixture(scope="module")
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
-) -> Iterator[Engine]:
-    engine = engine_for(make_data_dir(tmp_path_factory.mktemp("flood")), cache_dir, embedder)
-    yield engine
-    engine.close()
 
 
 def test_a_429_storm_is_survived_with_every_answer_delivered_once(

@@ -5,9 +5,6 @@ polling mode, for `newsbot healthcheck`)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -18,8 +15,6 @@ from bot.engine import Engine
 from .bot_harness import (
     SEED_QUESTION,
     SEED_QUOTE,
-    engine_for,
-    make_data_dir,
     running_bot,
     wait_for_replies,
 )
@@ -29,14 +24,6 @@ WEBHOOK_URL = "https://bot.example.org/telegram/hook"
 SECRET = "s3cret_Token-42"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
-
-@pytest.fixture(scope="module")
-def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
-) -> Iterator[Engine]:
-    engine = engine_for(make_data_dir(tmp_path_factory.mktemp("hook")), cache_dir, embedder)
-    yield engine
-    engine.close()
 
 
 def test_webhook_accepts_only_the_right_secret_and_answers(
