@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PIN ?= torch==2.13.0
 export NEWSBOT_CACHE_DIR ?= $(CURDIR)/.cache
 
-.PHONY: setup demo test run lint bench-retrieval model clean
+.PHONY: setup demo test run lint bench-retrieval bench-quality model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,9 @@ lint: setup
 
 bench-retrieval: setup
 	bash bench/retrieval_dev.sh
+
+bench-quality: setup  ## the quality table (retrieval, quotes, refusals) over every dev and test set
+	$(NEWSBOT) bench quality
 
 clean:
 	rm -rf $(VENV) .cache data/store data/store.* .pytest_cache

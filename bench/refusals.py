@@ -23,7 +23,7 @@ import numpy as np
 
 from bench.retrieval import load_corpus, load_queries
 from bot.answer import compose_answer
-from index.embedding import default_cache_dir, get_embedder
+from index.embedding import Embedder, default_cache_dir, get_embedder
 from index.search import Retriever
 from index.store import Store
 
@@ -47,9 +47,9 @@ PAIRS = {
 
 def evidence(
     store: Store,
-    embedder,
+    embedder: Embedder,
     questions: list[str],
-    gold: list[set[str]] | None,  # type: ignore[no-untyped-def]
+    gold: list[set[str]] | None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best-quote similarity per question, and whether a gold document is in the top 5."""
     retriever = Retriever(store, embedder, k=5, floor=-1.0)

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 
 from bot.answer import compose_answer
+from bot.config import Settings
+from bot.engine import build_retriever
 from index.articles import load_articles
 from index.embedding import default_cache_dir, get_embedder
-from index.search import Retriever
 from index.store import Store
 
 ARTICLES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "articles"
@@ -78,14 +79,21 @@ def main() -> None:
             ),
             (f"re-ingest unchanged ({again.embedded} embedded)", f"{reingest_s * 1000:.0f} ms"),
         ]
-        retriever = Retriever(store, embedder, k=5, floor=0.70)
+        settings = Settings()
+        retriever = build_retriever(settings, store, embedder)  # the product's signals
         questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.queries)]
         search_ms, first_ms, cached_ms = [], [], []
         for i, question in enumerate(questions):
             t0 = time.perf_counter()
             retrieval = retriever.retrieve_many([question])[0]
             t1 = time.perf_counter()
-            compose_answer(retrieval, store, embedder, floor=0.815)
+            compose_answer(
+                retrieval,
+                store,
+                embedder,
+                floor=settings.score_floor,
+                lexical_weight=settings.quote_lexical_weight,
+            )
             t2 = time.perf_counter()
             search_ms.append((t1 - t0) * 1000)
             (first_ms if i < len(QUESTIONS) else cached_ms).append((t2 - t0) * 1000)

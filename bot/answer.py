@@ -14,6 +14,7 @@ import numpy as np
 
 from index.articles import guess_language
 from index.chunking import quote_spans
+from index.lexical import content_words, question_language, word_overlap
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
 
@@ -60,7 +61,7 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class _Candidate:
+class QuoteCandidate:
     hit: Hit
     start: int
     end: int
@@ -81,33 +82,63 @@ def quote_candidates(hits: Sequence[Hit]) -> list[tuple[Hit, int, int]]:
     ]
 
 
+def score_quotes(
+    retrieval: Retrieval,
+    sentences: SentenceEmbedder,
+    encoder: PassageEncoder,
+    lexical_weight: float = 0.0,
+) -> list[QuoteCandidate]:
+    """Every quotable sentence of the retrieved passages with its evidence (the mean of its
+    own and its passage's similarity to the question, less the same-language penalty) and
+    its relevance (evidence without penalty, plus `lexical_weight` times the share of the
+    question's words it contains, same language only: the answering sentence usually
+    repeats them)."""
+    candidates = quote_candidates(retrieval.hits)
+    if not candidates:
+        return []
+    vectors = sentences.embed_texts(
+        [hit.passage.article.text[start:end] for hit, start, end in candidates], encoder
+    )
+    question_lang = guess_language(retrieval.question)
+    words_lang = question_language(retrieval.question)
+    words = content_words(retrieval.question) if lexical_weight > 0 else []
+    scored = []
+    for (hit, start, end), similarity in zip(candidates, vectors @ retrieval.vector, strict=True):
+        evidence = (float(similarity) + hit.score) / 2
+        penalty = SAME_LANGUAGE_PENALTY if question_lang == hit.passage.article.lang else 0.0
+        relevance = evidence
+        if words and words_lang is not None and words_lang == hit.passage.article.lang:
+            relevance += lexical_weight * word_overlap(words, hit.passage.article.text[start:end])
+        scored.append(QuoteCandidate(hit, start, end, evidence - penalty, relevance))
+    return scored
+
+
+def best_evidence(candidates: Sequence[QuoteCandidate]) -> float:
+    """What the floor is compared with: the question is answered iff this clears it."""
+    return max((c.evidence for c in candidates), default=-1.0)
+
+
 def compose_answer(
     retrieval: Retrieval,
     sentences: SentenceEmbedder,
     encoder: PassageEncoder,
     max_citations: int = 3,
     floor: float = -1.0,
+    lexical_weight: float = 0.0,
+    scored: Sequence[QuoteCandidate] | None = None,
 ) -> Answer:
-    """Quote the best-answering sentence of each retrieved article. A quote's evidence is the
-    mean of its own similarity to the question and its passage's; with no quote at or above
-    `floor`, the answer is "no source" rather than a loosely related sentence."""
+    """Quote the best-answering sentence of each retrieved article (see `score_quotes`;
+    pass `scored` to reuse them); with no quote's evidence at or above `floor`, the answer
+    is "no source" rather than a loosely related sentence."""
     if not retrieval.hits:
         return Answer(retrieval.question, False, NO_SOURCE)
-    candidates = quote_candidates(retrieval.hits)
-    vectors = sentences.embed_texts(
-        [hit.passage.article.text[start:end] for hit, start, end in candidates], encoder
-    )
-    question_lang = guess_language(retrieval.question)
-    scored = []
-    for (hit, start, end), similarity in zip(candidates, vectors @ retrieval.vector, strict=True):
-        evidence = (float(similarity) + hit.score) / 2
-        penalty = SAME_LANGUAGE_PENALTY if question_lang == hit.passage.article.lang else 0.0
-        if evidence - penalty >= floor:
-            scored.append(_Candidate(hit, start, end, evidence - penalty, evidence))
+    if scored is None:
+        scored = score_quotes(retrieval, sentences, encoder, lexical_weight)
+    scored = [c for c in scored if c.evidence >= floor]
     if not scored:
         return Answer(retrieval.question, False, NO_SOURCE)
     scored.sort(key=lambda c: c.score, reverse=True)
-    best_per_story: dict[str, _Candidate] = {}
+    best_per_story: dict[str, QuoteCandidate] = {}
     for cand in scored:
         best_per_story.setdefault(cand.hit.passage.story_id, cand)
     top = scored[0].score

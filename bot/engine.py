@@ -15,12 +15,30 @@ from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
 from index.embedding import Embedder, get_embedder
-from index.search import Retriever, SearchFilters
+from index.search import Fusion, Retriever, SearchFilters
 from index.store import IngestReport, Store, StoreStats
 
 log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 60.0
+
+
+def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
+    """The product's retriever: e5, fused with the signals the settings turn on."""
+    fusion = Fusion(settings.lexical_weight, settings.use_weight, settings.use_cross_only)
+    secondary = None
+    if fusion.secondary > 0:
+        from index.usem import get_use_encoder
+
+        secondary = get_use_encoder()
+    return Retriever(
+        store,
+        embedder,
+        k=settings.top_k,
+        floor=settings.passage_floor,
+        fusion=fusion,
+        secondary=secondary,
+    )
 
 
 class Engine:
@@ -36,19 +54,22 @@ class Engine:
 
     @property
     def retriever(self) -> Retriever:
-        return Retriever(
-            self.store, self.embedder, k=self.settings.top_k, floor=self.settings.passage_floor
-        )
+        return build_retriever(self.settings, self.store, self.embedder)
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
         """Answer several questions; the embedder batches their vectors."""
         store = self.store
-        retrievals = Retriever(
-            store, self.embedder, k=self.settings.top_k, floor=self.settings.passage_floor
-        ).retrieve_many(questions, filters=filters)
+        retrievals = build_retriever(self.settings, store, self.embedder).retrieve_many(
+            questions, filters=filters
+        )
         return [
             compose_answer(
-                r, store, self.embedder, self.settings.max_citations, self.settings.score_floor
+                r,
+                store,
+                self.embedder,
+                self.settings.max_citations,
+                self.settings.score_floor,
+                lexical_weight=self.settings.quote_lexical_weight,
             )
             for r in retrievals
         ]

