@@ -36,6 +36,8 @@ PAIRS = {
         ("piaf_fr-fr", "xquad_en-en"),
         ("newstest2014_sent-en_to_passage-fr", "xquad_en-en"),
         ("xquad_en-en", "newstest2014_sent-en_to_passage-fr"),
+        # French questions over a French news corpus: same language, like most real use.
+        ("orangesum-test_title-fr_to_article-fr", "piaf_fr-fr"),
     ],
     "test": [
         ("piaf_fr-fr", "squad1.1-dev-minus-xquad_en-en"),

@@ -33,7 +33,7 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")
     score_floor: float = Field(
-        0.805,
+        0.815,
         ge=-1.0,
         le=1.0,
         description="evidence (mean of quote and passage cosine to the question) under which "
