@@ -9,6 +9,7 @@ republished copy or a backlog never triggers an alert.
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -137,14 +138,8 @@ def render_alert(match: AlertMatch) -> str:
         score=round(match.score, 4),
     )
     topic = match.subscription.topic
-    header = f"🔔 <b>{_escape(topic[:200])}</b>\n"
+    header = f"🔔 <b>{html.escape(topic[:200], quote=False)}</b>\n"
     return header + render_citation(citation, limit=4096 - len(header) - 8)
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text, quote=False)
 
 
 @dataclass
