@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -150,6 +151,8 @@ class Retriever:
                 and score >= floor
                 and (filters is None or filters.accepts(passages[pid]))
             ]
+            if asks_for_latest(question):
+                hits = prefer_recent(hits)
             results.append(Retrieval(question, vector, hits[:k]))
         return results
 
@@ -200,3 +203,32 @@ class Retriever:
             fused.append((pid, cosine[pid], rank))
         fused.sort(key=lambda t: t[2], reverse=True)
         return fused
+
+
+# "What's the latest on …", "dernières nouvelles", "neueste", "últimas": the reader wants
+# the most recent of the relevant articles, not a less relevant newer one.
+_LATEST = re.compile(
+    r"\b(latest|newest|most recent|recent(ly)?|today|this week|right now|"
+    r"derni[èe]re?s?|r[ée]cente?s?|aujourd'hui|cette semaine|"
+    r"neueste[nrs]?|aktuelle?[nrs]?|heute|[úu]ltim[oa]s?|hoy|recientes?)\b",
+    re.IGNORECASE,
+)
+# Hits whose e5 cosine is this close to the best one count as equally relevant, and only
+# among those does the newer article go first.
+RECENCY_BAND = 0.02
+
+
+def asks_for_latest(question: str) -> bool:
+    return _LATEST.search(question) is not None
+
+
+def prefer_recent(hits: list[Hit]) -> list[Hit]:
+    """Newest first among the hits as relevant as the best one (within RECENCY_BAND);
+    the others keep their order after them. Undated articles sort last in the band."""
+    if not hits:
+        return hits
+    best = max(h.score for h in hits)
+    band = [h for h in hits if h.score >= best - RECENCY_BAND]
+    rest = [h for h in hits if h.score < best - RECENCY_BAND]
+    band.sort(key=lambda h: h.passage.article.date or "", reverse=True)
+    return band + rest
