@@ -8,7 +8,7 @@ to bench/out/<split>/<set>.run.jsonl and score it like ../shared/bench/score.py 
 document is found when any of its passages is). For sets with answer strings, a sample
 of questions is answered by `compose_answer` and we count how often the quoted sentences
 contain an answer, beside "the first sentence of the top passage". Then refusals: the
-questions of an unrelated set (bench/refusals.py PAIRS) and the off-topic questions of
+questions of an unrelated set (PAIRS below) and the off-topic questions of
 bench/negatives.json asked against a corpus must get "no source", while answerable
 questions whose gold is in the top 5 must not. Passage and question vectors are cached
 (by model and text hash), so a re-run after a change to search or answers embeds nothing.
@@ -28,8 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.refusals import PAIRS
-from bench.retrieval import load_corpus, load_queries
+from bench.retrieval import DEPTH, documents, load_corpus, load_queries, write_run
 from bot.answer import best_evidence, compose_answer, score_quotes
 from bot.config import Settings
 from bot.engine import build_retriever
@@ -39,9 +38,25 @@ from index.search import Retrieval
 from index.store import Store
 
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench" / "retrieval"
+# (set, set whose questions serve as negatives): unrelated topics, both directions of language.
+PAIRS = {
+    "dev": [
+        ("xquad_en-de", "piaf_fr-fr"),
+        ("piaf_fr-fr", "xquad_en-en"),
+        ("newstest2014_sent-en_to_passage-fr", "xquad_en-en"),
+        ("xquad_en-en", "newstest2014_sent-en_to_passage-fr"),
+        # French questions over a French news corpus: same language, like most real use.
+        ("orangesum-test_title-fr_to_article-fr", "piaf_fr-fr"),
+    ],
+    "test": [
+        ("piaf_fr-fr", "squad1.1-dev-minus-xquad_en-en"),
+        ("newstest2014_sent-en_to_passage-fr", "piaf_fr-fr"),
+        ("squad1.1-dev-minus-xquad_en-en", "piaf_fr-fr"),
+    ],
+}
+
 OUT = Path(__file__).resolve().parent / "out"
 NEGATIVES = Path(__file__).resolve().parent / "negatives.json"
-DEPTH = 10
 
 
 class CachedQueries:
@@ -127,15 +142,6 @@ def score_run(
     return round(r1 / n, 3), round(r5 / n, 3), round(mrr / n, 3)
 
 
-def documents(retrieval: Retrieval, depth: int = DEPTH) -> list[str]:
-    """Distinct article ids in rank order: a document's rank is its best passage's."""
-    ids: list[str] = []
-    for hit in retrieval.hits:
-        if hit.passage.article.id not in ids:
-            ids.append(hit.passage.article.id)
-    return ids[:depth]
-
-
 def answers_of(query: dict) -> list[str]:
     return [a for key in query if key.startswith("answers") for a in query[key]]
 
@@ -187,15 +193,7 @@ def run_set(
     texts = [str(q["text"]) for q in queries]
     retrievals = retrieve(store, queries_cache, settings, texts, DEPTH * 5, -1.0)
     ranked = [documents(r) for r in retrievals]
-    out = OUT / split / f"{name}.run.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        "".join(
-            json.dumps({"qid": q["id"], "ranked_ids": ids}) + "\n"
-            for q, ids in zip(queries, ranked, strict=True)
-        ),
-        encoding="utf-8",
-    )
+    write_run(OUT / split / f"{name}.run.jsonl", queries, ranked)
     r1, r5, mrr = score_run(queries, ranked)
     result = SetResult(split, name, store.stats().passages, len(queries), r1, r5, mrr)
     with_answers = [i for i, q in enumerate(queries) if answers_of(q)]

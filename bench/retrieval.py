@@ -11,9 +11,12 @@ import json
 import time
 from pathlib import Path
 
+from bot.config import Settings
+from bot.engine import build_retriever
 from index.articles import Article, article_from_record
-from index.search import Retriever
-from index.store import PassageEncoder, Store
+from index.embedding import Embedder
+from index.search import Retrieval
+from index.store import Store
 
 
 def load_corpus(path: Path) -> list[Article]:
@@ -31,38 +34,53 @@ def load_queries(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
-def rank_documents(retriever: Retriever, questions: list[str], depth: int = 10) -> list[list[str]]:
-    """The `depth` best distinct article ids for each question."""
-    ranked = []
-    for start in range(0, len(questions), 64):
-        for retrieval in retriever.retrieve_many(questions[start : start + 64], k=depth * 5):
-            ids: list[str] = []
-            for hit in retrieval.hits:
-                if hit.passage.article.id not in ids:
-                    ids.append(hit.passage.article.id)
-            ranked.append(ids[:depth])
-    return ranked
+DEPTH = 10
+
+
+def documents(retrieval: Retrieval, depth: int = DEPTH) -> list[str]:
+    """Distinct article ids in rank order: a document's rank is its best passage's."""
+    ids: list[str] = []
+    for hit in retrieval.hits:
+        if hit.passage.article.id not in ids:
+            ids.append(hit.passage.article.id)
+    return ids[:depth]
+
+
+def write_run(out: Path, queries: list[dict[str, object]], ranked: list[list[str]]) -> None:
+    """The run file: one {"qid", "ranked_ids"} line per query."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        "".join(
+            json.dumps({"qid": q["id"], "ranked_ids": ids}) + "\n"
+            for q, ids in zip(queries, ranked, strict=True)
+        ),
+        encoding="utf-8",
+    )
 
 
 def run_retrieval_bench(
-    bench_dir: Path, out: Path, embedder: PassageEncoder, store_dir: Path
+    bench_dir: Path, out: Path, embedder: Embedder, store_dir: Path, settings: Settings
 ) -> str:
-    """Index the set (embeddings cached in store_dir), write the run file, return a summary."""
+    """Index the set (embeddings cached in store_dir), rank its queries with the product's
+    retriever (the settings' fusion), write the run file and return a summary."""
     started = time.monotonic()
-    store = Store(store_dir, embedder.model_id, embedder.dim)
+    store = Store(store_dir, embedder.model_id, embedder.dim, embed_quotes=False)
     report = store.add_articles(load_corpus(bench_dir / "corpus.jsonl"), embedder, progress=True)
     indexed = time.monotonic()
     queries = load_queries(bench_dir / "queries.jsonl")
-    retriever = Retriever(store, embedder, k=10, floor=-1.0)  # type: ignore[arg-type]
-    ranked = rank_documents(retriever, [str(q["text"]) for q in queries])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as handle:
-        for query, ids in zip(queries, ranked, strict=True):
-            handle.write(json.dumps({"qid": query["id"], "ranked_ids": ids}) + "\n")
+    retriever = build_retriever(settings, store, embedder)
+    texts = [str(q["text"]) for q in queries]
+    ranked = [
+        documents(r)
+        for start in range(0, len(texts), 64)
+        for r in retriever.retrieve_many(texts[start : start + 64], k=DEPTH * 5, floor=-1.0)
+    ]
+    write_run(out, queries, ranked)
+    passages = store.stats().passages
     store.close()
     done = time.monotonic()
     return (
-        f"{bench_dir.name}: {report.passages} passages ({report.embedded} embedded) in "
+        f"{bench_dir.name}: {passages} passages ({report.embedded} embedded) in "
         f"{indexed - started:.1f} s; {len(queries)} queries in {done - indexed:.1f} s "
         f"({1000 * (done - indexed) / max(1, len(queries)):.1f} ms each); run -> {out}"
     )

@@ -22,7 +22,7 @@ NO_SOURCE = "The indexed news has nothing on this."
 
 # Cosines between texts in the same language run higher than across languages; the floor
 # is calibrated for cross-lingual pairs and same-language quotes must clear it by this much
-# (fitted on the dev sets with bench/refusals.py).
+# (fitted on the dev sets with `newsbot bench quality --calibrate`).
 SAME_LANGUAGE_PENALTY = 0.02
 # A further article is cited only if its best sentence is this close to the best one.
 CITATION_MARGIN = 0.06

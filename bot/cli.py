@@ -280,7 +280,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
     embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
     store_dir = args.store or settings.cache_dir / "bench" / args.bench_dir.resolve().name
-    summary = run_retrieval_bench(args.bench_dir, args.out, embedder, store_dir)
+    summary = run_retrieval_bench(args.bench_dir, args.out, embedder, store_dir, settings)
     print(summary)
     return 0
 

@@ -52,10 +52,6 @@ class Engine:
         self._swap_lock = threading.Lock()
         self.store: Store = open_store(settings.data_dir, self.embedder)
 
-    @property
-    def retriever(self) -> Retriever:
-        return build_retriever(self.settings, self.store, self.embedder)
-
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
         """Answer several questions; the embedder batches their vectors."""
         store = self.store
