@@ -329,7 +329,9 @@ def run_quality(args: argparse.Namespace, settings: Settings) -> str:
     elapsed = time.monotonic() - started
     config = (
         f"lexical_weight={settings.lexical_weight} use_weight={settings.use_weight} "
-        f"use_cross_only={settings.use_cross_only} score_floor={settings.score_floor} "
+        f"use_cross_only={settings.use_cross_only} "
+        f"cross_lexical_share={settings.cross_lexical_share} "
+        f"use_question_share={settings.use_question_share} score_floor={settings.score_floor} "
         f"quote_lexical_weight={settings.quote_lexical_weight}"
     )
     report = f"{config}\n\n{table(results, refusals, args.quote_sample)}\n"

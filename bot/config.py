@@ -57,6 +57,20 @@ class Settings(BaseSettings):
     use_cross_only: bool = Field(
         True, description="count the second model only for passages in another language"
     )
+    cross_lexical_share: float = Field(
+        0.25,
+        ge=0,
+        le=1,
+        description="share of lexical_weight BM25 keeps for passages in another language "
+        "than the question's (names and numbers; tuned on dev sets)",
+    )
+    use_question_share: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="share of use_weight kept for questions ending in '?' (USE matches "
+        "translations better than answers; tuned on dev sets)",
+    )
     quote_lexical_weight: float = Field(
         0.1,
         ge=0,

@@ -25,7 +25,13 @@ RETIRE_AFTER_S = 60.0
 
 def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
     """The product's retriever: e5, fused with the signals the settings turn on."""
-    fusion = Fusion(settings.lexical_weight, settings.use_weight, settings.use_cross_only)
+    fusion = Fusion(
+        settings.lexical_weight,
+        settings.use_weight,
+        settings.use_cross_only,
+        cross_lexical=settings.cross_lexical_share,
+        secondary_question=settings.use_question_share,
+    )
     secondary = None
     if fusion.secondary > 0:
         from index.usem import get_use_encoder

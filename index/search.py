@@ -35,14 +35,22 @@ class SecondQueryEncoder(QueryEncoder, Protocol):
 class Fusion:
     """How the signals beside e5 are weighed (0 turns one off). A passage's rank score is
     z(e5) + secondary * z(USE) + lexical * BM25/max BM25, where z standardises a cosine over
-    the question's top POOL passages; BM25 only counts for passages in the question's
-    language (cross-lingual BM25 matches only names and hurts; plain RRF lost 0.2 R@1 on
-    xquad en-de), and USE, when `secondary_cross_only`, only for passages in another
-    language (it is strong on translations, weaker than e5 within a language)."""
+    the question's top POOL passages.
+
+    BM25 counts fully for passages in the question's language and at `cross_lexical` of
+    its weight for the others: across languages only names, numbers and cognates match,
+    which help a little but hurt at full weight (plain RRF lost 0.2 R@1 on xquad en-de;
+    dev sets: a quarter helps every cross-lingual set, a half starts to hurt).
+    USE counts, when `secondary_cross_only`, only for passages in another language (it is
+    strong on translations, weaker than e5 within a language), and for a question (ending
+    in "?") at `secondary_question` of its weight: USE matches a sentence with its
+    translation better than a question with its answer."""
 
     lexical: float = 0.0
     secondary: float = 0.0
     secondary_cross_only: bool = False
+    cross_lexical: float = 0.0
+    secondary_question: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -172,11 +180,14 @@ class Retriever:
             top_lexical = max((score for _, score in found), default=0.0) or 1.0
             languages = self.store.passage_languages([pid for pid, _ in found])
             # Unknown language (a short headline): BM25 counts everywhere, at a lower weight.
-            lexical = {
-                pid: score / top_lexical * (1.0 if language else UNKNOWN_LANGUAGE_LEXICAL)
-                for pid, score in found
-                if language is None or languages.get(pid) == language
-            }
+            cross = self.fusion.cross_lexical
+            for pid, score in found:
+                if language is None:
+                    share = UNKNOWN_LANGUAGE_LEXICAL
+                else:
+                    share = 1.0 if languages.get(pid) == language else cross
+                if share > 0:
+                    lexical[pid] = score / top_lexical * share
         candidates = set(cosine) | set(lexical)
         z_second: dict[int, float] = {}
         if second is not None:
@@ -194,12 +205,15 @@ class Retriever:
         values = np.array([s for _, s in dense]) if dense else np.zeros(1)
         mean, std = float(values.mean()), float(values.std()) or 1.0
         languages = self.store.passage_languages(list(z_second)) if z_second else {}
+        secondary = self.fusion.secondary
+        if is_question(question):
+            secondary *= self.fusion.secondary_question
         fused = []
         for pid in candidates:
             rank = (cosine[pid] - mean) / std + self.fusion.lexical * lexical.get(pid, 0.0)
             same = language is not None and languages.get(pid) == language
             if pid in z_second and not (self.fusion.secondary_cross_only and same):
-                rank += self.fusion.secondary * z_second[pid]
+                rank += secondary * z_second[pid]
             fused.append((pid, cosine[pid], rank))
         fused.sort(key=lambda t: t[2], reverse=True)
         return fused
@@ -216,6 +230,11 @@ _LATEST = re.compile(
 # Hits whose e5 cosine is this close to the best one count as equally relevant, and only
 # among those does the newer article go first.
 RECENCY_BAND = 0.02
+
+
+def is_question(text: str) -> bool:
+    """A question mark at the end: a question, not a headline or a sentence to match."""
+    return text.rstrip().endswith(("?", "？"))
 
 
 def asks_for_latest(question: str) -> bool:

@@ -123,6 +123,41 @@ def test_cross_lingual_question_keeps_its_dense_ranking(french_store: Store, emb
     assert [h.score for h in fused] == pytest.approx([h.score for h in dense])
 
 
+def test_cross_lingual_bm25_counts_at_its_share(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    # Only a name can match across languages; at a share of the weight it lifts its passage.
+    store = Store(tmp_path / "fr+", embedder.model_id, embedder.dim, embed_quotes=False)
+    named = "Le conseiller Zbigniew Kowalczyk a inauguré vendredi la nouvelle médiathèque."
+    store.add_articles(_articles([*FRENCH, ("Médiathèque", named)], "fr"), embedder)
+    question = "What did Zbigniew Kowalczyk open on Friday?"
+    found = store.lexical_search(question, 5)
+    assert [store.passages([pid])[pid].text for pid, _ in found] == [named]
+
+    def ranks(share: float) -> dict[str, float]:
+        fusion = Fusion(lexical=4.0, cross_lexical=share)
+        hits = Retriever(store, embedder, fusion=fusion).search(question, k=5, floor=-1)
+        return {h.passage.article.title: h.rank for h in hits}
+
+    without, with_share = ranks(0.0), ranks(0.25)
+    # BM25 over its best score is 1 for the only match: 4.0 * 0.25 * 1 added, to it alone.
+    assert with_share["Médiathèque"] - without["Médiathèque"] == pytest.approx(1.0)
+    for title in without.keys() - {"Médiathèque"}:
+        assert with_share[title] == pytest.approx(without[title])
+    store.close()
+
+
+def test_second_model_weighs_less_for_questions(french_store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    use = UseEncoder()
+    fusion = Fusion(secondary=1.0, secondary_cross_only=True, secondary_question=0.0)
+    retriever = Retriever(french_store, embedder, fusion=fusion, secondary=use)
+
+    def linear_in_cosine(text: str) -> bool:  # rank == z(e5) alone: exactly linear
+        hits = retriever.search(text, k=4, floor=-1)
+        return bool(np.corrcoef([h.score for h in hits], [h.rank for h in hits])[0, 1] > 0.9999)
+
+    assert linear_in_cosine("Which storm knocked trees down in Brittany?")
+    assert not linear_in_cosine("Storm knocks trees down in Brittany, roads closed")
+
+
 def test_a_same_language_question_is_fused(french_store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
     question = "Quel club a battu Lyon dimanche ?"
     hits = Retriever(french_store, embedder, fusion=Fusion(lexical=1.0)).search(
