@@ -35,7 +35,8 @@ run: setup
 
 lint: setup
 	$(VENV)/bin/ruff check bot index bench tests
-	$(VENV)/bin/mypy bot index
+	$(VENV)/bin/ruff format --check bot index bench tests
+	$(VENV)/bin/mypy bot index bench
 
 bench-retrieval: setup
 	bash bench/retrieval_dev.sh

@@ -18,6 +18,7 @@ import numpy as np
 
 from bot.alerts import AlertThresholds, matching_subscriptions
 from bot.state import Subscription
+from index.articles import Article
 from index.embedding import default_cache_dir, get_embedder
 from index.feeds import FeedSource, item_to_article, parse_feed
 from index.store import Store
@@ -26,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 FEEDS = HERE.parents[1] / "shared" / "bench" / "feeds"
 
 
-def load_items(feed_files: list[str]) -> list:  # type: ignore[type-arg]
+def load_items(feed_files: list[str]) -> list[Article]:
     articles = []
     for name in feed_files:
         parsed = parse_feed(
@@ -102,9 +103,9 @@ def main() -> None:
     for split in ("dev", "test"):
         for z in (round(best - 0.25, 2), best, round(best + 0.25, 2)):
             if z in results:
-                p, r, sent, rel = split_prf(split, z)
+                prec, rec, sent, relevant = split_prf(split, z)
                 mark = " (chosen on dev)" if z == best else ""
-                print(f"| {split} | {z:.2f}{mark} | {p:.3f} | {r:.3f} | {sent} | {rel} |")
+                print(f"| {split} | {z:.2f}{mark} | {prec:.3f} | {rec:.3f} | {sent} | {relevant} |")
     store.close()
 
 

@@ -46,7 +46,7 @@ def main() -> None:
             feeds=feeds,
             allow_private_feeds=True,
             fetch_pages=False,
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         engine = Engine(settings, embedder=embedder)
         state = State(Path(tmp) / "state.sqlite3")

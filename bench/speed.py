@@ -82,7 +82,9 @@ def main() -> None:
         settings = Settings()
         retriever = build_retriever(settings, store, embedder)  # the product's signals
         questions = [QUESTIONS[i % len(QUESTIONS)] for i in range(args.queries)]
-        search_ms, first_ms, cached_ms = [], [], []
+        search_ms: list[float] = []
+        first_ms: list[float] = []
+        cached_ms: list[float] = []
         for i, question in enumerate(questions):
             t0 = time.perf_counter()
             retrieval = retriever.retrieve_many([question])[0]

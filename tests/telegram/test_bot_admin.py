@@ -51,7 +51,6 @@ class GatedEmbedder:
         return self._real.embed_passages(texts, progress=progress)
 
 
-
 def test_reindex_reports_progress_while_questions_are_still_answered(
     fake_api: FakeBotAPI, tmp_path: Path, cache_dir: Path, embedder: Any
 ) -> None:

@@ -52,7 +52,6 @@ NOT_CHAT_ADMIN = "Sorry, only this group's administrators can change its subscri
 QUICK_ROUNDS = 0.02  # minutes: a round every 1.2 s, for the tests that watch the job
 
 
-
 @pytest.fixture(autouse=True)
 def fresh_state(engine: Engine) -> Iterator[None]:
     """Each test starts with no feeds, subscriptions or alerts (the fake's chat ids repeat)."""

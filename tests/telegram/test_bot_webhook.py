@@ -25,7 +25,6 @@ SECRET = "s3cret_Token-42"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
-
 def test_webhook_accepts_only_the_right_secret_and_answers(
     fake_api: FakeBotAPI, engine: Engine
 ) -> None:
