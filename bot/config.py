@@ -33,12 +33,12 @@ class Settings(BaseSettings):
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")
     score_floor: float = Field(
-        0.815,
+        0.43,
         ge=-1.0,
         le=1.0,
-        description="evidence (mean of quote and passage cosine to the question) under which "
-        "the answer is 'no source' (calibrated on the dev sets with "
-        "`newsbot bench quality --split dev --calibrate`)",
+        description="evidence (mean of quote and passage cosine to the question, less half "
+        "the question's background cosine) under which the answer is 'no source' "
+        "(calibrated on the dev sets with `newsbot bench quality --split dev --calibrate`)",
     )
     passage_floor: float = Field(
         0.70, ge=-1.0, le=1.0, description="cosine under which a passage is not even read"

@@ -15,6 +15,14 @@ from index.store import Store, StoredPassage
 # Candidates drawn from each signal before fusion; also the sample each dense signal's
 # scores are standardised over.
 POOL = 100
+# A question's background: the mean e5 cosine of the passages it ranks BACKGROUND_FROM+1 to
+# POOL, i.e. how similar this question finds passages that do not answer it (it runs
+# higher within a language, for some wordings, on some corpora). Shrunk toward
+# BACKGROUND_PRIOR (the dev sets' mean) as if BACKGROUND_PRIOR_WEIGHT passages had it, so a
+# tiny index still gets a sensible value.
+BACKGROUND_FROM = 10
+BACKGROUND_PRIOR = 0.77
+BACKGROUND_PRIOR_WEIGHT = 10
 # When a question's language can't be told (a short headline), BM25 counts for every
 # passage at this fraction of its weight (dev sets: 0.3-1.0 all help, none hurt).
 UNKNOWN_LANGUAGE_LEXICAL = 0.5
@@ -84,11 +92,21 @@ class SearchFilters:
 
 @dataclass(frozen=True)
 class Retrieval:
-    """One question's results, with its query vector (reused to score quotes)."""
+    """One question's results, with its query vector (reused to score quotes) and its
+    background similarity (see `background`)."""
 
     question: str
     vector: np.ndarray
     hits: list[Hit]
+    background: float = BACKGROUND_PRIOR
+
+
+def background(dense: Sequence[tuple[int, float]]) -> float:
+    """The question's background similarity from its dense ranking (best first)."""
+    tail = [score for _, score in dense[BACKGROUND_FROM:POOL]]
+    return (sum(tail) + BACKGROUND_PRIOR * BACKGROUND_PRIOR_WEIGHT) / (
+        len(tail) + BACKGROUND_PRIOR_WEIGHT
+    )
 
 
 class Retriever:
@@ -137,7 +155,7 @@ class Retriever:
         self.store.refresh()
         fused = self.fusion.lexical > 0 or self.secondary is not None
         fetch = max(k * 20, 200) if filters else k
-        depth = max(fetch, POOL) if fused else fetch
+        depth = max(fetch, POOL)  # POOL: fusion's candidates and the background
         second: tuple[list[int], np.ndarray, np.ndarray] | None = None
         if self.secondary is not None:
             ids, matrix = self.store.secondary_vectors(self.secondary)
@@ -150,7 +168,7 @@ class Retriever:
                 extra = None if second is None else (second[0], second[1] @ second[2][n])
                 ranked = self._fuse(question, vector, dense, extra)[:fetch]
             else:  # dense only: a passage's rank is its cosine
-                ranked = [(pid, score, score) for pid, score in dense]
+                ranked = [(pid, score, score) for pid, score in dense[:fetch]]
             passages = self.store.passages([pid for pid, _, _ in ranked])
             hits = [
                 Hit(passages[pid], score, rank)
@@ -161,7 +179,7 @@ class Retriever:
             ]
             if asks_for_latest(question):
                 hits = prefer_recent(hits)
-            results.append(Retrieval(question, vector, hits[:k]))
+            results.append(Retrieval(question, vector, hits[:k], background(dense)))
         return results
 
     def _fuse(

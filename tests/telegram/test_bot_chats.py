@@ -342,7 +342,7 @@ def tram_engine(
         tmp_path_factory.mktemp("tram"), [tram_article(n) for n in range(10)], seed=False
     )
     engine = engine_for(
-        data, cache_dir, embedder, max_citations=10, top_k=10, score_floor=0.5,
+        data, cache_dir, embedder, max_citations=10, top_k=10, score_floor=0.2,
         passage_floor=0.5,
     )  # fmt: skip
     yield engine

@@ -1,0 +1,90 @@
+"""Answers: evidence is measured against the question's background similarity."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from bot.answer import BACKGROUND_WEIGHT, best_evidence, compose_answer, score_quotes
+from index.articles import Article
+from index.search import (
+    BACKGROUND_FROM,
+    BACKGROUND_PRIOR,
+    BACKGROUND_PRIOR_WEIGHT,
+    POOL,
+    Retriever,
+    background,
+)
+from index.store import Store
+
+TOPICS = [
+    "The city council of Lyon voted a new budget for schools and public transport.",
+    "A storm knocked trees down across Brittany and closed several coastal roads.",
+    "The national football team won its qualifying match three goals to one.",
+    "Researchers described a new species of frog found in the Andes mountains.",
+    "The central bank kept its interest rates unchanged for a third month.",
+    "A new exhibition of impressionist paintings opened at the city museum.",
+    "Train drivers went on strike over pay, cancelling half of the regional trains.",
+    "The health ministry launched a vaccination campaign against seasonal flu.",
+    "Wine growers expect a small harvest after a spring frost damaged the vines.",
+    "A start-up raised ten million euros to build electric delivery bikes.",
+    "The parliament adopted a law limiting plastic packaging in supermarkets.",
+    "Firefighters contained a forest fire that burned two hundred hectares.",
+    "The tennis champion withdrew from the tournament with a knee injury.",
+    "Astronomers observed a comet passing close to the Earth this week.",
+    "Farmers blocked a motorway to protest against falling milk prices.",
+    "A cyber attack disrupted the computer systems of a regional hospital.",
+]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory, embedder) -> Store:  # type: ignore[no-untyped-def]
+    store = Store(
+        tmp_path_factory.mktemp("answer"), embedder.model_id, embedder.dim, embed_quotes=False
+    )
+    store.add_articles(
+        [
+            Article(title=f"Story {n}", text=text, source="Test", date="2024-05-01", lang="en")
+            for n, text in enumerate(TOPICS)
+        ],
+        embedder,
+    )
+    return store
+
+
+def test_background_is_the_tail_of_the_ranking_shrunk_to_the_prior() -> None:
+    assert background([]) == pytest.approx(BACKGROUND_PRIOR)  # nothing known: the prior
+    head = [(i, 0.95) for i in range(BACKGROUND_FROM)]  # the best ranks never count
+    assert background(head) == pytest.approx(BACKGROUND_PRIOR)
+    tail = [(100 + i, 0.60) for i in range(POOL)]  # only ranks BACKGROUND_FROM..POOL count
+    n = POOL - BACKGROUND_FROM
+    expected = (0.60 * n + BACKGROUND_PRIOR * BACKGROUND_PRIOR_WEIGHT) / (
+        n + BACKGROUND_PRIOR_WEIGHT
+    )
+    assert background(head + tail) == pytest.approx(expected)
+
+
+def test_retrieval_carries_the_questions_background(store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    question = "Which storm closed roads in Brittany?"
+    retrieval = Retriever(store, embedder).retrieve_many([question], k=3)[0]
+    dense = store.search_vectors(embedder.embed_queries([question]), POOL)[0]
+    assert len(dense) == len(TOPICS) > BACKGROUND_FROM
+    assert retrieval.background == pytest.approx(background(dense))
+    assert retrieval.background < BACKGROUND_PRIOR  # unrelated stories: a low background
+
+
+def test_evidence_is_measured_against_the_background(store: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    retrieval = Retriever(store, embedder).retrieve_many(["Which storm closed roads?"], k=3)[0]
+    low = dataclasses.replace(retrieval, background=0.70)
+    high = dataclasses.replace(retrieval, background=0.80)
+    low_best = best_evidence(score_quotes(low, store, embedder))
+    high_best = best_evidence(score_quotes(high, store, embedder))
+    assert low_best - high_best == pytest.approx(BACKGROUND_WEIGHT * 0.10)
+    floor = (low_best + high_best) / 2
+    # The same quote answers a question that finds little else similar, and is refused
+    # for one that finds everything about as similar.
+    answered = compose_answer(low, store, embedder, floor=floor)
+    refused = compose_answer(high, store, embedder, floor=floor)
+    assert answered.answered and "storm" in answered.answer
+    assert not refused.answered and not refused.citations
