@@ -14,6 +14,7 @@ import numpy as np
 
 from index.articles import guess_language
 from index.chunking import quote_spans
+from index.dates import Period
 from index.lexical import content_words, question_language, word_overlap
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
@@ -55,12 +56,16 @@ class Answer:
     answered: bool
     answer: str
     citations: list[Citation] = field(default_factory=list)
+    period: Period | None = None  # publication dates the question named, searched alone
 
     def to_json(self) -> dict[str, object]:
         return {
             "question": self.question,
             "answered": self.answered,
             "answer": self.answer,
+            "period": None
+            if self.period is None
+            else {"since": self.period.since, "until": self.period.until},
             "citations": [asdict(c) for c in self.citations],
         }
 

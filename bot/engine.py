@@ -6,6 +6,7 @@ old index while a new one is built.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -14,6 +15,7 @@ from pathlib import Path
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
+from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Fusion, Retriever, SearchFilters
 from index.store import IngestReport, Store, StoreStats
@@ -21,6 +23,20 @@ from index.store import IngestReport, Store, StoreStats
 log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 60.0
+
+
+def question_filters(
+    question: str, filters: SearchFilters | None
+) -> tuple[SearchFilters | None, Period | None]:
+    """The filters one question is searched with, and the period read from its words
+    (None when it names no date, or when `filters` already sets dates)."""
+    if filters is not None and (filters.since or filters.until):
+        return filters, None
+    period = question_period(question)
+    if period is None:
+        return filters, None
+    sources = filters.sources if filters else ()
+    return SearchFilters(since=period.since, until=period.until, sources=sources), period
 
 
 def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
@@ -59,22 +75,30 @@ class Engine:
         self.store: Store = open_store(settings.data_dir, self.embedder)
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
-        """Answer several questions; the embedder batches their vectors."""
+        """Answer several questions; the embedder batches their vectors. A month or day
+        named in a question ("in September 2023") restricts it to articles of that date,
+        unless `filters` already sets dates."""
         store = self.store
-        retrievals = build_retriever(self.settings, store, self.embedder).retrieve_many(
-            questions, filters=filters
-        )
-        return [
-            compose_answer(
-                r,
-                store,
-                self.embedder,
-                self.settings.max_citations,
-                self.settings.score_floor,
-                lexical_weight=self.settings.quote_lexical_weight,
+        retriever = build_retriever(self.settings, store, self.embedder)
+        groups: dict[tuple[SearchFilters | None, Period | None], list[int]] = {}
+        for i, question in enumerate(questions):
+            groups.setdefault(question_filters(question, filters), []).append(i)
+        answers: list[Answer | None] = [None] * len(questions)
+        for (group_filters, period), indexes in groups.items():
+            retrievals = retriever.retrieve_many(
+                [questions[i] for i in indexes], filters=group_filters
             )
-            for r in retrievals
-        ]
+            for i, retrieval in zip(indexes, retrievals, strict=True):
+                answer = compose_answer(
+                    retrieval,
+                    store,
+                    self.embedder,
+                    self.settings.max_citations,
+                    self.settings.score_floor,
+                    lexical_weight=self.settings.quote_lexical_weight,
+                )
+                answers[i] = dataclasses.replace(answer, period=period)
+        return [a for a in answers if a is not None]
 
     def ingest(
         self, paths: Sequence[Path], progress: bool = False

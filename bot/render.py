@@ -35,6 +35,8 @@ def utf16_len(text: str) -> int:
 def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> list[str]:
     """The messages that carry `answer`, in order, each within `limit` (plain text included)."""
     if not answer.answered or not answer.citations:
+        if answer.period is not None:
+            return [say(lang, "no_source_dated", period=str(answer.period))]
         return [say(lang, "no_source")]
     blocks: list[str] = []
     first_quote = answer.citations[0].quote.strip()

@@ -31,6 +31,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "help_more": "Commands: /ask, /subscribe, /subscriptions, /help.",
         "no_source": "I found nothing on this in the news I have indexed, so I can't answer "
         "it. Try other words, or another subject.",
+        "no_source_dated": "I found nothing on this in the news I have indexed dated {period}, "
+        "so I can't answer it. Try without the date, or other words.",
         "empty_question": "Ask me a question after the command, e.g. "
         "<code>/ask who denied signing an accord?</code>",
         "empty_private": "Write your question as a text message.",
@@ -117,6 +119,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "help_more": "Commandes : /ask, /subscribe, /subscriptions, /help.",
         "no_source": "Je n'ai rien trouvé à ce sujet dans les articles indexés, je ne peux "
         "donc pas répondre. Essayez d'autres mots, ou un autre sujet.",
+        "no_source_dated": "Je n'ai rien trouvé à ce sujet dans les articles indexés datés "
+        "{period}, je ne peux donc pas répondre. Essayez sans la date, ou avec d'autres mots.",
         "empty_question": "Posez votre question après la commande, par exemple "
         "<code>/ask qui a nié la signature d'un accord ?</code>",
         "empty_private": "Écrivez votre question dans un message texte.",
