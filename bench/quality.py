@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from bench.retrieval import DEPTH, documents, load_corpus, load_queries, write_run
-from bot.answer import best_evidence, compose_answer, score_quotes
+from bot.answer import Answer, best_evidence, compose_answer, score_quotes
 from bot.config import Settings
-from bot.engine import build_retriever
+from bot.engine import answer_questions, build_retriever
 from index.chunking import quote_spans
+from index.dates import question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Retrieval
 from index.store import Store
@@ -169,6 +170,21 @@ def retrieve(
     return out
 
 
+def ask(
+    store: Store,
+    queries: CachedQueries,
+    embedder: Embedder,
+    settings: Settings,
+    texts: list[str],
+) -> list[tuple[Retrieval, Answer]]:
+    """The product's answers (bot/engine.py `answer_questions`), with the retrievals used."""
+    retriever = build_retriever(settings, store, queries)  # type: ignore[arg-type]
+    out: list[tuple[Retrieval, Answer]] = []
+    for start in range(0, len(texts), 256):
+        out += answer_questions(retriever, store, embedder, settings, texts[start : start + 256])
+    return out
+
+
 def first_sentence(retrieval: Retrieval) -> str:
     if not retrieval.hits:
         return ""
@@ -193,6 +209,14 @@ def run_set(
         queries = queries[:limit]
     texts = [str(q["text"]) for q in queries]
     retrievals = retrieve(store, queries_cache, settings, texts, DEPTH * 5, -1.0)
+    # A question naming a month or day is searched as the product does (bot/engine.py):
+    # that date alone first, every date if nothing of that date answers.
+    retriever = build_retriever(settings, store, queries_cache)  # type: ignore[arg-type]
+    for i, text in enumerate(texts):
+        if question_period(text) is not None:
+            ((retrievals[i], _),) = answer_questions(
+                retriever, store, embedder, settings, [text], k=DEPTH * 5, floor=-1.0
+            )
     ranked = [documents(r) for r in retrievals]
     write_run(OUT / split / f"{name}.run.jsonl", queries, ranked)
     r1, r5, mrr = score_run(queries, ranked)
@@ -242,21 +266,18 @@ def run_refusals(
         foreign = load_queries(BENCH / split / other / "queries.jsonl")
         negatives = [str(q["text"]) for q in rng.sample(foreign, min(sample, len(foreign)))]
         negatives += off_topic["en"] + off_topic["fr"]
-        k, floor = settings.top_k, settings.passage_floor
-        for retrieval in retrieve(store, queries_cache, settings, negatives, k, floor):
-            score = best_evidence(score_quotes(retrieval, store, embedder))
-            result.negative_scores.append(score)
-            result.refused.append(score < settings.score_floor)
+        for retrieval, answer in ask(store, queries_cache, embedder, settings, negatives):
+            result.negative_scores.append(best_evidence(score_quotes(retrieval, store, embedder)))
+            result.refused.append(not answer.answered)
         texts = [str(q["text"]) for q in own]
-        for query, retrieval in zip(
-            own, retrieve(store, queries_cache, settings, texts, k, floor), strict=True
+        for query, (retrieval, answer) in zip(
+            own, ask(store, queries_cache, embedder, settings, texts), strict=True
         ):
             gold = {str(g) for g in query["gold_ids"]}  # type: ignore[attr-defined]
             if not {h.passage.article.id for h in retrieval.hits} & gold:
                 continue
-            score = best_evidence(score_quotes(retrieval, store, embedder))
-            result.positive_scores.append(score)
-            result.answered.append(score >= settings.score_floor)
+            result.positive_scores.append(best_evidence(score_quotes(retrieval, store, embedder)))
+            result.answered.append(answer.answered)
         store.close()
     return result
 

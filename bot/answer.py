@@ -56,7 +56,10 @@ class Answer:
     answered: bool
     answer: str
     citations: list[Citation] = field(default_factory=list)
-    period: Period | None = None  # publication dates the question named, searched alone
+    # Publication dates the question named: the citations are all of that date, or, when
+    # `dated` is False, none of that date answered and the citations are of other dates.
+    period: Period | None = None
+    dated: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -65,7 +68,7 @@ class Answer:
             "answer": self.answer,
             "period": None
             if self.period is None
-            else {"since": self.period.since, "until": self.period.until},
+            else {"since": self.period.since, "until": self.period.until, "found": self.dated},
             "citations": [asdict(c) for c in self.citations],
         }
 

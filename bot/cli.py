@@ -233,8 +233,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 def format_answer(answer: Answer) -> str:
     """Plain text for a terminal: numbered verbatim quotes, each with its source."""
     lines = [f"Q: {answer.question}"]
-    if answer.period is not None:
+    if answer.period is not None and answer.dated:
         lines.append(f"   (only articles dated {answer.period})")
+    elif answer.period is not None:
+        lines.append(f"   (nothing dated {answer.period} answers this; other dates)")
     if not answer.answered:
         lines.append(f"A: no source. {answer.answer}")
         return "\n".join(lines) + "\n"

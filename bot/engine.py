@@ -17,7 +17,7 @@ from bot.config import Settings
 from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
 from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
-from index.search import Fusion, Retriever, SearchFilters
+from index.search import Fusion, Retrieval, Retriever, SearchFilters
 from index.store import IngestReport, Store, StoreStats
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,52 @@ def question_filters(
         return filters, None
     sources = filters.sources if filters else ()
     return SearchFilters(since=period.since, until=period.until, sources=sources), period
+
+
+def answer_questions(
+    retriever: Retriever,
+    store: Store,
+    embedder: Embedder,
+    settings: Settings,
+    questions: Sequence[str],
+    filters: SearchFilters | None = None,
+    k: int | None = None,
+    floor: float | None = None,
+) -> list[tuple[Retrieval, Answer]]:
+    """Each question's retrieval and answer; the embedder batches their vectors.
+
+    A month or day named in a question ("in September 2023") is first searched alone
+    (unless `filters` sets dates): if articles of that date answer it, only they are
+    cited. If they don't, the question is answered from every date and the answer says
+    that nothing of the named date was found: the date may be the subject's ("the price
+    of oil in March 1974", "a trial set for May 2021") rather than the article's."""
+
+    def compose(retrieval: Retrieval) -> Answer:
+        return compose_answer(
+            retrieval,
+            store,
+            embedder,
+            settings.max_citations,
+            settings.score_floor,
+            lexical_weight=settings.quote_lexical_weight,
+        )
+
+    results: list[tuple[Retrieval, Answer]] = [
+        (retrieval, compose(retrieval))
+        for retrieval in retriever.retrieve_many(questions, k=k, filters=filters, floor=floor)
+    ]
+    for i, question in enumerate(questions):
+        dated_filters, period = question_filters(question, filters)
+        if period is None:
+            continue
+        (dated,) = retriever.retrieve_many([question], k=k, filters=dated_filters, floor=floor)
+        answer = compose(dated)
+        if answer.answered:
+            results[i] = (dated, dataclasses.replace(answer, period=period))
+        else:
+            retrieval, undated = results[i]
+            results[i] = (retrieval, dataclasses.replace(undated, period=period, dated=False))
+    return results
 
 
 def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
@@ -75,30 +121,15 @@ class Engine:
         self.store: Store = open_store(settings.data_dir, self.embedder)
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
-        """Answer several questions; the embedder batches their vectors. A month or day
-        named in a question ("in September 2023") restricts it to articles of that date,
-        unless `filters` already sets dates."""
+        """Answer several questions (see `answer_questions`)."""
         store = self.store
         retriever = build_retriever(self.settings, store, self.embedder)
-        groups: dict[tuple[SearchFilters | None, Period | None], list[int]] = {}
-        for i, question in enumerate(questions):
-            groups.setdefault(question_filters(question, filters), []).append(i)
-        answers: list[Answer | None] = [None] * len(questions)
-        for (group_filters, period), indexes in groups.items():
-            retrievals = retriever.retrieve_many(
-                [questions[i] for i in indexes], filters=group_filters
+        return [
+            answer
+            for _, answer in answer_questions(
+                retriever, store, self.embedder, self.settings, questions, filters
             )
-            for i, retrieval in zip(indexes, retrievals, strict=True):
-                answer = compose_answer(
-                    retrieval,
-                    store,
-                    self.embedder,
-                    self.settings.max_citations,
-                    self.settings.score_floor,
-                    lexical_weight=self.settings.quote_lexical_weight,
-                )
-                answers[i] = dataclasses.replace(answer, period=period)
-        return [a for a in answers if a is not None]
+        ]
 
     def ingest(
         self, paths: Sequence[Path], progress: bool = False

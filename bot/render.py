@@ -39,6 +39,8 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
             return [say(lang, "no_source_dated", period=str(answer.period))]
         return [say(lang, "no_source")]
     blocks: list[str] = []
+    if answer.period is not None and not answer.dated:
+        blocks.append(say(lang, "other_dates", period=str(answer.period)))
     first_quote = answer.citations[0].quote.strip()
     if answer.answer.strip() and answer.answer.strip() != first_quote:
         blocks.append(_fit(_escape, answer.answer.strip(), limit))

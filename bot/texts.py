@@ -33,6 +33,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "it. Try other words, or another subject.",
         "no_source_dated": "I found nothing on this in the news I have indexed dated {period}, "
         "so I can't answer it. Try without the date, or other words.",
+        "other_dates": "Nothing dated {period} answers this; from other dates:",
         "empty_question": "Ask me a question after the command, e.g. "
         "<code>/ask who denied signing an accord?</code>",
         "empty_private": "Write your question as a text message.",
@@ -121,6 +122,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "donc pas répondre. Essayez d'autres mots, ou un autre sujet.",
         "no_source_dated": "Je n'ai rien trouvé à ce sujet dans les articles indexés datés "
         "{period}, je ne peux donc pas répondre. Essayez sans la date, ou avec d'autres mots.",
+        "other_dates": "Rien de daté {period} n'y répond ; à d'autres dates :",
         "empty_question": "Posez votre question après la commande, par exemple "
         "<code>/ask qui a nié la signature d'un accord ?</code>",
         "empty_private": "Écrivez votre question dans un message texte.",

@@ -101,11 +101,24 @@ def test_a_named_month_cites_only_that_months_articles(engine: Engine) -> None:
     assert march.answered and [c.date for c in march.citations] == ["2024-03-07"]
 
 
-def test_a_date_with_no_articles_says_so(engine: Engine) -> None:
-    (answer,) = engine.ask(["What did the union leader say about the port strike in May 2025?"])
-    assert not answer.answered and not answer.citations
-    assert answer.to_json()["period"] == {"since": "2025-05", "until": "2025-05"}
-    assert "2025-05" in render_answer(answer, "en")[0]
+def test_a_date_no_article_answers_falls_back_to_other_dates_and_says_so(
+    engine: Engine,
+) -> None:
+    # The date may be the subject's, not the article's: answer from any date, and say so.
+    question = "What did the union leader say about the Antwerp port strike in May 2025?"
+    (answer,) = engine.ask([question])
+    assert answer.answered and answer.period == Period("2025-05", "2025-05")
+    assert not answer.dated and answer.citations
+    assert answer.to_json()["period"] == {"since": "2025-05", "until": "2025-05", "found": False}
+    english = render_answer(answer, "en")[0]
+    assert english.startswith("Nothing dated 2025-05 answers this; from other dates:")
+    assert "Rien de daté 2025-05" in render_answer(answer, "fr")[0]
+
+
+def test_a_dated_question_nothing_answers_names_the_date(engine: Engine) -> None:
+    (answer,) = engine.ask(["Who won the chess world championship in May 2025?"])
+    assert not answer.answered and not answer.citations and not answer.dated
+    assert "dated 2025-05" in render_answer(answer, "en")[0]
     assert "datés 2025-05" in render_answer(answer, "fr")[0]
 
 
