@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from telegram import Bot, LinkPreviewOptions
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
+from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.answer import Citation
 from bot.render import render_citation
@@ -157,8 +157,9 @@ async def deliver_alerts(
     then sent; a chat that blocked or removed the bot has its subscriptions paused."""
     report = DeliveryReport()
     paused: set[int] = set()
+    migrated: dict[int, int] = {}  # group id -> its supergroup's, learnt while sending
     for match in matches:
-        chat_id = match.subscription.chat_id
+        chat_id = migrated.get(match.subscription.chat_id, match.subscription.chat_id)
         if chat_id in paused:
             report.skipped += 1
             continue
@@ -188,6 +189,16 @@ async def deliver_alerts(
                 paused.add(chat_id)
                 report.paused_chats += 1
                 break
+            except ChatMigrated as exc:  # a supergroup now: move the chat, send there
+                new_id = int(exc.new_chat_id)
+                log.info("chat %s became supergroup %s: moving its alerts", chat_id, new_id)
+                already = any(a["story_id"] == match.story_id for a in state.alerts(new_id))
+                state.migrate_chat(chat_id, new_id)
+                migrated[chat_id] = new_id
+                chat_id = new_id
+                if already:  # the supergroup had this story: nothing to send
+                    report.skipped += 1
+                    break
             except RetryAfter as exc:
                 delay = exc.retry_after
                 await asyncio.sleep(

@@ -156,6 +156,8 @@ def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
             & (private | (groups & handlers.REPLIES_TO_BOT)),
             handlers.not_text,
         ),
+        # A group upgraded to a supergroup changes id: its subscriptions follow.
+        MessageHandler(filters.StatusUpdate.MIGRATE, subscriptions.chat_migrated),
         # The bot's own membership: removed or blocked pauses a chat's alerts.
         ChatMemberHandler(subscriptions.membership_changed, ChatMemberHandler.MY_CHAT_MEMBER),
     ]

@@ -181,6 +181,23 @@ class State:
         with self._tx() as db:
             db.execute("UPDATE subscriptions SET paused = 0 WHERE chat_id = ?", (chat_id,))
 
+    def migrate_chat(self, old_id: int, new_id: int) -> int:
+        """A group became a supergroup with a new id: its subscriptions and the alerts it
+        had move along (the ones the new chat has already win). Returns the subscriptions
+        moved; calling it again is harmless."""
+        with self._tx() as db:
+            moved = db.execute(
+                "UPDATE OR IGNORE subscriptions SET chat_id = ?, chat_type = 'supergroup' "
+                "WHERE chat_id = ?",
+                (new_id, old_id),
+            ).rowcount
+            db.execute("DELETE FROM subscriptions WHERE chat_id = ?", (old_id,))
+            db.execute(
+                "UPDATE OR IGNORE alerts_sent SET chat_id = ? WHERE chat_id = ?", (new_id, old_id)
+            )
+            db.execute("DELETE FROM alerts_sent WHERE chat_id = ?", (old_id,))
+            return int(moved)
+
     # --- alerts ------------------------------------------------------------------------
 
     def claim_alert(

@@ -160,3 +160,20 @@ async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE)
     elif now in PRESENT and before in GONE:
         log.info("the bot is back (%s) in chat %s: its alerts resume", now, chat_id)
         state_of(context).resume_chat(chat_id)
+
+
+async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group was upgraded to a supergroup (new chat id): move its subscriptions and sent
+    alerts. Telegram says so in both chats; either message is enough, both are harmless."""
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old_id, new_id = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old_id, new_id = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    moved = state_of(context).migrate_chat(old_id, new_id)
+    if moved:
+        log.info("chat %s became supergroup %s: %d subscription(s) moved", old_id, new_id, moved)

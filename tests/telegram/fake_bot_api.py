@@ -492,6 +492,7 @@ class _Chat:
     admins: set[int] = field(default_factory=set)
     members: set[int] = field(default_factory=set)
     blocked: bool = False
+    migrated_to: int | None = None
     next_message_id: int = 1
     messages: dict[int, _Msg] = field(default_factory=dict)
     topics: dict[int, str] = field(default_factory=dict)
@@ -694,6 +695,43 @@ class FakeBotAPI:
             if username:
                 data["username"] = username
             self._chats[data["id"]] = _Chat(data)
+            return dict(data)
+
+    def upgrade_to_supergroup(self, chat: ChatRef, *, by: UserRef, notify: bool = True) -> JSON:
+        """``by`` upgrades a basic group to a supergroup, which gets a new id; returns it.
+
+        As in Telegram: the old group gets a service message with ``migrate_to_chat_id``
+        and the new supergroup one with ``migrate_from_chat_id`` (the bot receives both,
+        privacy mode or not); sending to the old id then fails with 400 and
+        ``parameters.migrate_to_chat_id``. Members, administrators and the bot move along.
+        ``notify=False``: the service messages are lost (the bot was down for too long).
+        """
+        with self._cond:
+            old = self._get_chat(chat)
+            if old.type != "group":
+                raise ValueError("only a basic group can be upgraded")
+            user = self._get_user(by)
+            data: JSON = {
+                "id": -1001000000000 - next(self._group_ids),
+                "type": "supergroup",
+                "title": old.data.get("title", ""),
+            }
+            new = _Chat(
+                data,
+                bot_status=old.bot_status,
+                creator=old.creator,
+                admins=set(old.admins),
+                members=set(old.members),
+            )
+            self._chats[data["id"]] = new
+            old.migrated_to = data["id"]
+            moved = self._new_message(old, user, None)
+            moved.data["migrate_to_chat_id"] = data["id"]
+            arrived = self._new_message(new, user, None)
+            arrived.data["migrate_from_chat_id"] = old.id
+            if notify:
+                self._push_update("message", moved.data)
+                self._push_update("message", arrived.data)
             return dict(data)
 
     def channel(self, title: str = "Test Channel", *, username: str | None = None) -> JSON:
@@ -1122,6 +1160,12 @@ class FakeBotAPI:
         return self._chats[chat_id]
 
     def _check_can_send(self, chat: _Chat) -> None:
+        if chat.migrated_to is not None:
+            raise ApiError(
+                400,
+                "Bad Request: group chat was upgraded to a supergroup chat",
+                {"migrate_to_chat_id": chat.migrated_to},
+            )
         if chat.type == "private":
             if chat.blocked:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")

@@ -39,6 +39,7 @@ from .news_wire import (
     TOUR,
     VOLCANO,
     WIND,
+    Story,
     Wire,
     article_page,
 )
@@ -265,6 +266,67 @@ def caught_up(engine: Engine, state: State) -> bool:
     """Whether the rounds have looked at every story indexed (the watermark is past them)."""
     watermark = state.get(WATERMARK)
     return watermark is not None and not engine.store.stories_added_since(float(watermark))
+
+
+NECKAR = Story(
+    "Flooding in Heidelberg as the Neckar bursts its banks",
+    (
+        "Storms over southern Germany flooded the old town of Heidelberg on Tuesday, as the "
+        "Neckar rose two metres above its usual level. Emergency services in "
+        "Baden-Württemberg moved hundreds of residents out of riverside streets.",
+        "The city closed its bridges over the river and schools stayed shut; forecasters "
+        "expect more heavy rain in the Black Forest before the water falls again.",
+    ),
+)
+
+
+def test_a_group_upgraded_to_a_supergroup_keeps_its_subscriptions_and_alerts(
+    fake_api: FakeBotAPI, engine: Engine, server: FeedServer
+) -> None:
+    wire = Wire(server)
+    ann, dan = fake_api.user("Ann"), fake_api.user("Dan")
+    told, silent = fake_api.group("Flood watch"), fake_api.group("River club")
+    fake_api.set_admins(told, creator=ann)
+    fake_api.set_admins(silent, creator=dan)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine, **feed_settings(wire.url)) as running:
+            state = state_of(running)
+            for group, admin in ((told, ann), (silent, dan)):
+                asked = fake_api.user_says(group, admin, f"/subscribe {GROUP_TOPIC}")
+                await wait_for_replies(fake_api, group, asked)
+            # One upgrade the bot hears of (service messages), one it does not.
+            told_super = fake_api.upgrade_to_supergroup(told, by=ann)
+            silent_super = fake_api.upgrade_to_supergroup(silent, by=dan, notify=False)
+            await eventually(
+                lambda: [s.chat_id for s in state.subscriptions(told_super["id"])],
+                "the subscription moved to the supergroup",
+            )
+            assert state.subscriptions(told["id"]) == []
+            (moved,) = state.subscriptions(told_super["id"])
+            assert moved.chat_type == "supergroup" and moved.topic == GROUP_TOPIC
+
+            wire.publish("neckar-1", NECKAR)
+            _, delivered = await poll_and_alert(running)
+            # The silent group's send fails with migrate_to_chat_id: moved, then sent there.
+            assert delivered.sent == 2 and delivered.failed == 0
+            for old, new in ((told, told_super), (silent, silent_super)):
+                assert alerts_in(fake_api, old) == []
+                (alert,) = alerts_in(fake_api, new)
+                assert alert.text.startswith(f"🔔 {GROUP_TOPIC}\n1. {NECKAR.title}")
+            assert [s.chat_id for s in state.subscriptions()] == [
+                told_super["id"],
+                silent_super["id"],
+            ]
+
+            state.put(WATERMARK, "0")  # the story is pending again: no second alert
+            _, replayed = await poll_and_alert(running)
+            assert replayed.sent == 0
+            asked = fake_api.user_says(silent_super, dan, "/subscriptions")
+            (listed,) = await wait_for_replies(fake_api, silent_super, asked)
+            assert listed.text == f"Topics followed here\n1. {GROUP_TOPIC}"
+
+    asyncio.run(scenario())
 
 
 def test_chats_that_blocked_or_removed_the_bot_are_paused_and_not_retried(

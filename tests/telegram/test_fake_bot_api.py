@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from telegram import Bot, BotCommandScopeChatAdministrators, ReplyParameters, Update
-from telegram.error import BadRequest, Conflict, Forbidden, RetryAfter
+from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, RetryAfter
 from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes
 
 from .fake_bot_api import FakeBotAPI, utf16_len
@@ -421,6 +421,28 @@ def test_my_chat_member_and_kicked_bot(fake_api: FakeBotAPI) -> None:
     assert parsed.my_chat_member is not None
     with pytest.raises(Forbidden, match="bot was kicked from the supergroup chat"):
         with_bot(fake_api, lambda bot: bot.send_message(group["id"], "hello?"))
+
+
+def test_a_group_upgraded_to_a_supergroup_moves_and_old_id_refuses(
+    fake_api: FakeBotAPI,
+) -> None:
+    owner = fake_api.user("Owner")
+    group = fake_api.group("Readers")
+    new = fake_api.upgrade_to_supergroup(group, by=owner)
+
+    assert new["type"] == "supergroup" and new["id"] != group["id"]
+    updates = api(fake_api, "getUpdates").json()["result"]
+    messages = [u["message"] for u in updates]
+    seen = [
+        (m["chat"]["id"], m.get("migrate_to_chat_id"), m.get("migrate_from_chat_id"))
+        for m in messages
+    ]
+    assert seen == [(group["id"], new["id"], None), (new["id"], None, group["id"])]
+    with pytest.raises(ChatMigrated) as raised:
+        with_bot(fake_api, lambda bot: bot.send_message(group["id"], "hello?"))
+    assert raised.value.new_chat_id == new["id"]
+    sent = with_bot(fake_api, lambda bot: bot.send_message(new["id"], "hello"))
+    assert sent.chat.type == "supergroup"
 
 
 def test_wait_for_times_out_with_recent_calls(fake_api: FakeBotAPI) -> None:
