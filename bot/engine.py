@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
+from index.articles import Article
 from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
 from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
@@ -134,7 +135,23 @@ class Engine:
     def ingest(
         self, paths: Sequence[Path], progress: bool = False
     ) -> tuple[IngestReport, list[str]]:
-        return ingest_paths(self.store, list(paths), self.embedder, progress=progress)
+        report = ingest_paths(self.store, list(paths), self.embedder, progress=progress)
+        self.prepare(self.store)
+        return report
+
+    def add_articles(self, articles: Sequence[Article]) -> IngestReport:
+        """Index new articles (a feed poll, one page) and prepare them for questions."""
+        report = self.store.add_articles(articles, self.embedder)
+        if report.added or report.updated:
+            self.prepare(self.store)
+        return report
+
+    def prepare(self, store: Store) -> None:
+        """Compute what the first question would otherwise wait for: the second model's
+        vectors of passages it has not seen (after an ingest, a poll or a rebuild)."""
+        retriever = build_retriever(self.settings, store, self.embedder)
+        if retriever.secondary is not None:
+            store.secondary_vectors(retriever.secondary)
 
     def reindex(
         self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None
@@ -148,6 +165,7 @@ class Engine:
             progress=progress,
             on_progress=on_progress,
         )
+        self.prepare(new_store)  # before the swap: readers never wait for it
         with self._swap_lock:
             self.store = new_store
         # Questions already running may still read the old store: close it a little later.

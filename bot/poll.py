@@ -90,7 +90,7 @@ def poll_feeds(
             new_articles=len(fresh),
         )
     if articles:
-        report.ingest = engine.store.add_articles(articles, engine.embedder)
+        report.ingest = engine.add_articles(articles)
     report.seconds = time.monotonic() - started
     log.info("poll: %s", report.summary())
     return report
@@ -111,4 +111,4 @@ def ingest_url(engine: Engine, settings: Settings, url: str) -> tuple[Article, I
     article = extract_article(page.content, page.final_url)
     if article is None:
         raise PageError(f"no article text found at {url}")
-    return article, engine.store.add_articles([article], engine.embedder)
+    return article, engine.add_articles([article])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from bot.engine import Engine
 from bot.poll import PageError, ingest_url, poll_feeds
 from bot.state import State
 from index.feeds import FeedSource
+from index.store import DB_NAME
 from tests.feed_server import FeedServer, serve
 
 GUARDIAN = "rss-parser-js/guardian.rss"
@@ -92,6 +94,14 @@ def test_poll_ingests_the_guardian_and_reports_broken_feeds(
     assert (records[server.url(f"/feeds/{MALFORMED}")].last_error or "").startswith("warning:")
     assert records[server.url(f"/feeds/{GUARDIAN}")].last_error is None
     assert records[server.url(f"/feeds/{GUARDIAN}")].articles == 55
+    # The second model's vectors are computed with the poll, not by the first question.
+    db = sqlite3.connect(config.store_dir / DB_NAME)
+    waiting = db.execute(
+        "SELECT count(*) FROM passages p LEFT JOIN secondary_embeddings s "
+        "ON s.text_hash = p.text_hash WHERE s.vector IS NULL"
+    ).fetchone()[0]
+    db.close()
+    assert waiting == 0 and engine.stats().passages > 55
 
     again = poll_feeds(engine, state, config)
     assert again.items == 0 and again.ingest.added == 0 and again.ingest.embedded == 0
