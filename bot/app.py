@@ -44,6 +44,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.logs import hide_in_logs
 from bot.per_chat import PerChatUpdateProcessor
+from bot.quota import QuestionQuota
 from bot.state import State
 from bot.texts import (
     ADMIN_COMMANDS,
@@ -102,6 +103,7 @@ def build_application(settings: Settings, engine: Engine) -> AnyApplication:
             handlers.ENGINE: engine,
             handlers.SETTINGS: settings,
             handlers.STATE: state,
+            handlers.QUOTA: QuestionQuota(settings.questions_per_minute),
             admin.REINDEX_LOCK: asyncio.Lock(),
             rounds.ROUND_LOCK: asyncio.Lock(),
         }

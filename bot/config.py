@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     )
     batch_size: int = Field(16, ge=1, le=512, description="passages embedded per batch")
     max_question_chars: int = Field(1000, ge=10, description="longer questions are refused")
+    questions_per_minute: int = Field(
+        10, ge=0, description="questions one user may ask per minute (0: no limit; admins: none)"
+    )
 
     telegram_token: SecretStr | None = Field(None, description="BotFather token")
     telegram_api_url: str = Field(

@@ -21,6 +21,7 @@ from telegram.ext import ContextTypes, filters
 
 from bot.config import Settings
 from bot.engine import Engine
+from bot.quota import QuestionQuota
 from bot.render import plain_text, render_answer
 from bot.state import State
 from bot.texts import language_of, say
@@ -33,6 +34,7 @@ T = TypeVar("T")
 ENGINE = "engine"
 SETTINGS = "settings"
 STATE = "state"
+QUOTA = "quota"
 # Telegram shows "typing…" for 5 s; refresh it a little before it fades.
 TYPING_REFRESH_S = 4.5
 MAX_LISTED_SOURCES = 5
@@ -198,6 +200,8 @@ async def answer_question(
         too_long = say(lang, "too_long", length=len(question), limit=limit)
         await send_replies(context, message, [too_long])
         return
+    if not await within_quota(update, context):
+        return
     engine = engine_of(context)
     (answer,) = await while_typing(context, message, asyncio.to_thread(engine.ask, [question]))
     log.info(
@@ -207,6 +211,24 @@ async def answer_question(
         len(answer.citations),
     )
     await send_replies(context, message, render_answer(answer, lang))
+
+
+async def within_quota(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Count the question against its asker's quota; over it, tell them once and skip it."""
+    user, message = update.effective_user, update.effective_message
+    settings = settings_of(context)
+    quota = cast("QuestionQuota | None", context.bot_data.get(QUOTA))
+    if user is None or message is None or quota is None or user.id in settings.admin_ids:
+        return True
+    allowed, wait = quota.check(user.id)
+    if allowed:
+        return True
+    log.info("chat %s: user %s is over the question quota", message.chat_id, user.id)
+    if wait is not None:
+        lang = language_of(user)
+        text = say(lang, "slow_down", limit=quota.per_minute, seconds=max(1, round(wait)))
+        await send_replies(context, message, [text])
+    return False
 
 
 async def while_typing(

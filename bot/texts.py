@@ -38,6 +38,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "<code>/ask who denied signing an accord?</code>",
         "empty_private": "Write your question as a text message.",
         "too_long": "Your question is {length} characters long; the limit is {limit}.",
+        "slow_down": "You are asking faster than I can read ({limit} questions a minute). "
+        "Please ask again in {seconds} s; I skip your questions until then.",
         "not_text": "I can only read text: please write your question.",
         "unknown_command": "I don't know that command. Write your question, or see /help.",
         "error": "Sorry, something went wrong while answering. Please try again in a moment.",
@@ -127,6 +129,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "<code>/ask qui a nié la signature d'un accord ?</code>",
         "empty_private": "Écrivez votre question dans un message texte.",
         "too_long": "Votre question fait {length} caractères ; la limite est de {limit}.",
+        "slow_down": "Vous posez des questions plus vite que je ne lis ({limit} par minute). "
+        "Reposez-la dans {seconds} s ; d'ici là, je passe vos questions.",
         "not_text": "Je ne lis que du texte : écrivez votre question.",
         "unknown_command": "Je ne connais pas cette commande. Écrivez votre question, ou "
         "voyez /help.",

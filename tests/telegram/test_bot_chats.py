@@ -14,6 +14,7 @@ import pytest
 from bot.engine import Engine
 
 from .bot_harness import (
+    ADMIN_ID,
     OFF_TOPIC_QUESTION,
     SEED_QUESTION,
     SEED_QUOTE,
@@ -196,6 +197,36 @@ def test_one_chats_questions_are_answered_in_order(fake_api: FakeBotAPI, engine:
             assert [m.reply_to for m in fake_api.sent_messages(chat)] == [
                 slow["message_id"], fast["message_id"],
             ]  # fmt: skip
+
+    run(scenario)
+
+
+def test_a_user_over_the_question_quota_is_told_once_and_others_are_served(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    ann, bob = fake_api.user("Ann"), fake_api.user("Bob")
+    admin = fake_api.user("Admin", user_id=ADMIN_ID)
+    group = fake_api.group("Quiz night")
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine, questions_per_minute=2):
+            asked = [fake_api.user_says(group, ann, f"/ask {SEED_QUESTION}") for _ in range(4)]
+            bob_asks = fake_api.user_says(group, bob, f"/ask {SEED_QUESTION}")
+            admin_asks = [
+                fake_api.user_says(group, admin, f"/ask {SEED_QUESTION}") for _ in range(3)
+            ]
+            await wait_for_replies(fake_api, group, admin_asks[-1])
+            await wait_for_replies(fake_api, group, bob_asks)
+            for question in asked[:2]:  # within the quota: answered
+                (answer,) = replies_to(fake_api, group, question)
+                assert SEED_QUOTE in answer.text
+            (told,) = replies_to(fake_api, group, asked[2])  # the first one over: told
+            assert told.text.startswith("You are asking faster than I can read (2 questions")
+            assert "ask again in " in told.text
+            assert replies_to(fake_api, group, asked[3]) == []  # then skipped quietly
+            for question in admin_asks:  # administrators have no quota
+                (answer,) = replies_to(fake_api, group, question)
+                assert SEED_QUOTE in answer.text
 
     run(scenario)
 
