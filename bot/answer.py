@@ -60,12 +60,14 @@ class Answer:
     # `dated` is False, none of that date answered and the citations are of other dates.
     period: Period | None = None
     dated: bool = True
+    phrased: bool = False  # `answer` was phrased by the configured model (bot/phrasing.py)
 
     def to_json(self) -> dict[str, object]:
         return {
             "question": self.question,
             "answered": self.answered,
             "answer": self.answer,
+            "phrased": self.phrased,
             "period": None
             if self.period is None
             else {"since": self.period.since, "until": self.period.until, "found": self.dated},

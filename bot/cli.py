@@ -240,6 +240,8 @@ def format_answer(answer: Answer) -> str:
     if not answer.answered:
         lines.append(f"A: no source. {answer.answer}")
         return "\n".join(lines) + "\n"
+    if answer.phrased:
+        lines.append(f"A: {answer.answer}")
     for c in answer.citations:
         origin = ", ".join(x for x in (c.source, c.date) if x) or "unknown source"
         lines.append(f"[{c.n}] « {c.quote} »")

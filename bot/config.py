@@ -83,6 +83,15 @@ class Settings(BaseSettings):
         10, ge=0, description="questions one user may ask per minute (0: no limit; admins: none)"
     )
 
+    llm_base_url: str | None = Field(
+        None,
+        description="an OpenAI-compatible API (e.g. http://localhost:8080/v1) that phrases a "
+        "one-line answer above the quotes; unset: quotes only",
+    )
+    llm_model: str = Field("", description="the model name sent to that API")
+    llm_api_key: SecretStr | None = Field(None, description="its bearer token, if it needs one")
+    llm_timeout: float = Field(15.0, gt=0, le=120, description="seconds before quotes alone")
+
     telegram_token: SecretStr | None = Field(None, description="BotFather token")
     telegram_api_url: str = Field(
         "https://api.telegram.org/bot", description="Bot API base URL (PTB base_url)"

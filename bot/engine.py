@@ -14,6 +14,7 @@ from pathlib import Path
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
+from bot.phrasing import Phraser
 from index.articles import Article
 from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
 from index.dates import Period, question_period
@@ -120,17 +121,31 @@ class Engine:
         )
         self._swap_lock = threading.Lock()
         self.store: Store = open_store(settings.data_dir, self.embedder)
+        self.phraser: Phraser | None = None
+        if settings.llm_base_url:
+            key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
+            self.phraser = Phraser(
+                settings.llm_base_url, settings.llm_model, key, settings.llm_timeout
+            )
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
         """Answer several questions (see `answer_questions`)."""
         store = self.store
         retriever = build_retriever(self.settings, store, self.embedder)
-        return [
+        answers = [
             answer
             for _, answer in answer_questions(
                 retriever, store, self.embedder, self.settings, questions, filters
             )
         ]
+        if self.phraser is None:
+            return answers
+        return [self._phrased(a) if a.answered else a for a in answers]
+
+    def _phrased(self, answer: Answer) -> Answer:
+        assert self.phraser is not None
+        line = self.phraser.phrase(answer.question, answer.citations)
+        return answer if line is None else dataclasses.replace(answer, answer=line, phrased=True)
 
     def ingest(
         self, paths: Sequence[Path], progress: bool = False
@@ -179,3 +194,5 @@ class Engine:
 
     def close(self) -> None:
         self.store.close()
+        if self.phraser is not None:
+            self.phraser.close()

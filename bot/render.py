@@ -43,7 +43,7 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
         blocks.append(say(lang, "other_dates", period=str(answer.period)))
     first_quote = answer.citations[0].quote.strip()
     if answer.answer.strip() and answer.answer.strip() != first_quote:
-        blocks.append(_fit(_escape, answer.answer.strip(), limit))
+        blocks.append(_fit(lambda cut: f"<b>{_escape(cut)}</b>", answer.answer.strip(), limit))
     blocks += [render_citation(c, limit) for c in answer.citations]
     return pack_blocks(blocks, limit)
 
