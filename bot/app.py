@@ -141,6 +141,7 @@ def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("feeds", feed_admin.list_feeds, filters=new),
         CommandHandler("addfeed", feed_admin.add_feed, filters=new),
         CommandHandler("ingest", feed_admin.ingest_page, filters=new),
+        CommandHandler("remove", feed_admin.remove_article, filters=new),
         MessageHandler(new & private & command, handlers.unknown_command),
         MessageHandler(new & private & filters.TEXT, handlers.text_question),
         MessageHandler(

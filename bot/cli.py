@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("reindex", help="rebuild the index from articles/ and the stored articles")
     sub.add_parser("poll", help="one round of feed polling (NEWSBOT_FEEDS and added feeds)")
+    remove = sub.add_parser("remove", help="take articles out of the index, by id or link")
+    remove.add_argument("refs", nargs="+", metavar="ID_OR_URL")
 
     ask = sub.add_parser("ask", help="answer questions from the index")
     ask.add_argument("questions", nargs="*", help="one or more questions")
@@ -249,6 +251,20 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    engine = _engine(settings)
+    missing = 0
+    for ref in args.refs:
+        article = engine.remove(ref)
+        if article is None:
+            print(f"newsbot: no indexed article has the id or link {ref!r}", file=sys.stderr)
+            missing += 1
+        else:
+            origin = ", ".join(x for x in (article.source, article.date) if x)
+            print(f"removed {article.id}: {article.title} ({origin})")
+    return 1 if missing else 0
+
+
 def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     engine = _engine(settings)
     stats = engine.stats()
@@ -346,6 +362,7 @@ _COMMANDS = {
     "poll": cmd_poll,
     "ask": cmd_ask,
     "stats": cmd_stats,
+    "remove": cmd_remove,
     "bench": cmd_bench,
     "run": cmd_run,
     "healthcheck": cmd_healthcheck,

@@ -161,6 +161,16 @@ class Engine:
             self.prepare(self.store)
         return report
 
+    def remove(self, ref: str) -> Article | None:
+        """Take the article `ref` names (id or link) out of the index; None if unknown.
+        A file in DATA_DIR/articles/ comes back at the next reindex unless deleted too."""
+        store = self.store
+        found = store.find_article(ref)
+        if found is None or not store.remove_articles([found.id]):
+            return None
+        self.prepare(store)
+        return found
+
     def prepare(self, store: Store) -> None:
         """Compute what the first question would otherwise wait for: the second model's
         vectors of passages it has not seen (after an ingest, a poll or a rebuild)."""

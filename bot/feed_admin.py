@@ -1,5 +1,6 @@
 """Admin commands for sources: /feeds (each feed's state and last error), /addfeed <url>
-(checked, stored, then polled once in the background) and /ingest <url> (one article page).
+(checked, stored, then polled once in the background), /ingest <url> (one article page)
+and /remove <url or id> (take an article out of the index).
 Non-admins are refused and the attempt logged, as in bot/admin.py."""
 
 from __future__ import annotations
@@ -149,4 +150,26 @@ async def ingest_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         )
     else:
         text = say(lang, "ingest_unchanged", title=article.title)
+    await send_replies(context, message, [text])
+
+
+async def remove_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/remove <link or id>`: take an article out of the index (a retraction, a mistake)."""
+    message = await admin_message(update, context)
+    if message is None:
+        return
+    lang = language_of(update.effective_user)
+    ref = command_argument(message)
+    if not ref:
+        await send_replies(context, message, [say(lang, "remove_usage")])
+        return
+    article = await asyncio.to_thread(engine_of(context).remove, ref)
+    if article is None:
+        await send_replies(context, message, [say(lang, "remove_unknown", ref=ref)])
+        return
+    user = update.effective_user
+    log.info("article %s removed by user %s", article.id, user.id if user else None)
+    text = say(
+        lang, "removed", title=article.title, source=article.source or "—", date=article.date or "—"
+    )
     await send_replies(context, message, [text])

@@ -66,6 +66,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_feeds": "Followed feeds and their state (admins)",
         "cmd_addfeed": "Follow an RSS or Atom feed (admins)",
         "cmd_ingest": "Index one article page (admins)",
+        "cmd_remove": "Take an article out of the index (admins)",
         "subscribe_usage": "Tell me the topic after the command, in a few words or a sentence, "
         "e.g. <code>/subscribe floods in Germany</code>",
         "topic_too_long": "A topic is at most {limit} characters long; yours has {length}.",
@@ -103,6 +104,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "ingested": "Indexed: <b>{title}</b> ({source}, {date}).",
         "ingest_unchanged": "Already indexed, unchanged: <b>{title}</b>.",
         "ingest_failed": "Nothing indexed: {error}",
+        "remove_usage": "Give the article's link or id: "
+        "<code>/remove https://example.org/news/1</code>",
+        "removed": "Removed from the index: <b>{title}</b> ({source}, {date}). It is no "
+        "longer quoted or alerted.",
+        "remove_unknown": "No indexed article has the link or id {ref}.",
     },
     "fr": {
         "intro": "Je réponds aux questions sur l'actualité avec les phrases exactes des "
@@ -158,6 +164,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_feeds": "Flux suivis et leur état (admins)",
         "cmd_addfeed": "Suivre un flux RSS ou Atom (admins)",
         "cmd_ingest": "Indexer une page d'article (admins)",
+        "cmd_remove": "Retirer un article de l'index (admins)",
         "subscribe_usage": "Donnez le sujet après la commande, en quelques mots ou une phrase, "
         "par exemple <code>/subscribe inondations en Allemagne</code>",
         "topic_too_long": "Un sujet fait au plus {limit} caractères ; le vôtre en fait {length}.",
@@ -196,6 +203,11 @@ _TEXTS: dict[str, dict[str, str]] = {
         "ingested": "Indexé : <b>{title}</b> ({source}, {date}).",
         "ingest_unchanged": "Déjà indexé, sans changement : <b>{title}</b>.",
         "ingest_failed": "Rien n'a été indexé : {error}",
+        "remove_usage": "Donnez le lien ou l'identifiant de l'article : "
+        "<code>/remove https://example.org/news/1</code>",
+        "removed": "Retiré de l'index : <b>{title}</b> ({source}, {date}). Il ne sera plus "
+        "cité ni signalé.",
+        "remove_unknown": "Aucun article indexé n'a le lien ou l'identifiant {ref}.",
     },
 }
 
@@ -203,7 +215,15 @@ _TEXTS: dict[str, dict[str, str]] = {
 PRIVATE_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help", "start")
 GROUP_COMMANDS = ("ask", "subscriptions", "help")
 GROUP_ADMIN_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help")
-ADMIN_COMMANDS = (*PRIVATE_COMMANDS, "reindex", "stats", "feeds", "addfeed", "ingest")
+ADMIN_COMMANDS = (
+    *PRIVATE_COMMANDS,
+    "reindex",
+    "stats",
+    "feeds",
+    "addfeed",
+    "ingest",
+    "remove",
+)
 
 
 def language_of(user: User | None) -> str:

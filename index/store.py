@@ -30,6 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from index.articles import Article
+from index.articles import article_id as stable_article_id
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
 from index.lexical import FILL_FTS, FTS_SCHEMA, lexical_search
 
@@ -470,6 +471,51 @@ class Store:
             self._set_meta("last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
         report.embedded += embedded
         self._apply_to_faiss(removed, added_ids, added_vectors, generation)
+
+    def find_article(self, ref: str) -> Article | None:
+        """The article an admin means by `ref`: its id, or its link (compared canonically)."""
+        ref = ref.strip()
+        if not ref:
+            return None
+        found = self.article(ref)
+        if found is None and ref.startswith(("http://", "https://")):
+            found = self.article(stable_article_id(ref, "", "", None))
+            if found is None:
+                row = self._db.execute("SELECT id FROM articles WHERE url = ?", (ref,)).fetchone()
+                found = self.article(row[0]) if row else None
+        return found
+
+    def remove_articles(self, ids: Sequence[str]) -> int:
+        """Delete articles and their passages from the index (their vectors stay cached, so
+        adding them back costs nothing). Returns how many were removed."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        with self.writer():
+            present = [
+                r[0]
+                for r in self._db.execute(f"SELECT id FROM articles WHERE id IN ({marks})", ids)
+            ]
+            if not present:
+                return 0
+            marks = ",".join("?" * len(present))
+            removed = [
+                int(r[0])
+                for r in self._db.execute(
+                    f"SELECT id FROM passages WHERE article_id IN ({marks})", present
+                )
+            ]
+            with self._transaction():
+                self._db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", present)
+                self._db.execute(f"DELETE FROM articles WHERE id IN ({marks})", present)
+                generation = self.generation + 1
+                self._set_meta("generation", str(generation))
+                self._set_meta(
+                    "last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
+                )
+            self._apply_to_faiss(removed, [], [], generation)
+        return len(present)
 
     def _assign_stories(
         self, leads: Sequence[tuple[Article, np.ndarray | None]], known: dict[str, str]

@@ -102,3 +102,20 @@ def test_model_mismatch_is_refused_with_advice_to_reindex(
     capsys.readouterr()
     assert main(["ask", "--json", "who denied signing an accord?"]) == 0
     assert _json_lines(capsys.readouterr().out)[0]["answered"] is True
+
+
+def test_remove_takes_an_article_out_and_says_what_it_could_not_find(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["ingest", str(env / "articles")]) == 0
+    assert main(["ask", "--json", "who denied signing an accord?"]) == 0
+    (before,) = _json_lines(capsys.readouterr().out)
+    article_id = before["citations"][0]["article_id"]
+
+    assert main(["remove", article_id, "https://nowhere.test/x"]) == 1
+    captured = capsys.readouterr()
+    assert f"removed {article_id}: " in captured.out and "(ATS, 2023-09)" in captured.out
+    assert "no indexed article has the id or link 'https://nowhere.test/x'" in captured.err
+    assert main(["stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["articles"] == 0
+    assert main(["remove", article_id]) == 1  # gone already

@@ -101,6 +101,46 @@ def test_changed_article_replaces_its_passages(tmp_path: Path, embedder) -> None
     assert "Schools closed." in store.all_articles()[0].text
 
 
+def test_removed_articles_leave_index_and_search_and_stay_out(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = CountingEncoder(embedder)
+    store = Store(tmp_path, encoder.model_id, encoder.dim)
+    linked = Article(
+        title="Peskov",
+        text=_seed()[0].text,
+        source="ATS",
+        date="2023-09",
+        url="https://news.test/kremlin?utm_source=x",
+    )
+    storms = _other_articles(2)
+    store.add_articles([linked, *storms], encoder)
+    embedded = encoder.embedded
+    query = embedder.embed_queries(["who denied signing an accord?"])
+    ((top, _),) = store.search_vectors(query, 1)[0]
+    assert store.passages([top])[top].article.id == linked.id
+    generation = store.generation
+
+    # Found by id, by its link as given, or by the same link written differently.
+    assert store.find_article(storms[0].id) == storms[0]
+    assert store.find_article("https://NEWS.test/kremlin/") == linked
+    assert store.find_article("https://news.test/other") is None
+    assert store.remove_articles([linked.id, "no-such-id"]) == 1
+    assert store.remove_articles([linked.id]) == 0  # already gone
+    assert store.generation > generation
+    assert store.article(linked.id) is None
+    assert store.index.ntotal == store.stats().passages == 2
+    found = store.search_vectors(query, 5)[0]
+    assert {store.passages([pid])[pid].article.id for pid, _ in found} == {s.id for s in storms}
+    assert store.lexical_search("Peskov", 5) == []  # the full-text index forgot it too
+    store.close()
+
+    reopened = Store(tmp_path, encoder.model_id, encoder.dim)
+    assert reopened.index.ntotal == reopened.stats().passages == 2
+    assert reopened.article(linked.id) is None
+    reopened.add_articles([linked], encoder)  # back again: its vectors were kept
+    assert encoder.embedded == embedded and reopened.index.ntotal > 2
+    reopened.close()
+
+
 def test_crash_while_saving_faiss_leaves_a_loadable_index(
     tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

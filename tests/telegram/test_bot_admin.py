@@ -178,7 +178,57 @@ def test_command_menus_are_set_per_scope_and_language(fake_api: FakeBotAPI, engi
         "ask", "subscribe", "unsubscribe", "subscriptions", "help"
     ]  # fmt: skip
     admin = {"type": "chat", "chat_id": ADMIN_ID}
-    assert names(admin) == [*private, "reindex", "stats", "feeds", "addfeed", "ingest"]
+    assert names(admin) == [*private, "reindex", "stats", "feeds", "addfeed", "ingest", "remove"]
     assert names(admin, "fr") == names(admin)
     french = fake_api.commands({"type": "all_group_chats"}, "fr")
     assert french[0] == {"command": "ask", "description": "Poser une question sur l'actualité"}
+
+
+RETRACTED = {
+    "title": "Harbour bridge to close for repairs",
+    "text": "The city said on Monday that the old harbour bridge in Marseille will close for "
+    "six months of repairs, after engineers found cracks in two of its steel arches.",
+    "source": "Test Wire",
+    "date": "2024-02-12",
+    "url": "https://wire.test/bridge",
+}
+
+
+def test_an_admin_removes_an_article_and_others_cannot(
+    fake_api: FakeBotAPI, tmp_path: Path, cache_dir: Path, embedder: Any
+) -> None:
+    engine = engine_for(make_data_dir(tmp_path, [RETRACTED]), cache_dir, embedder)
+    root, ann = fake_api.user("Root", user_id=ADMIN_ID), fake_api.user("Ann")
+    root_chat, ann_chat = fake_api.private_chat(root), fake_api.private_chat(ann)
+    question = "Why will the harbour bridge in Marseille close?"
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine):
+            asked = fake_api.user_says(ann_chat, ann, question)
+            (before,) = await wait_for_replies(fake_api, ann_chat, asked)
+            assert "cracks in two of its steel arches" in before.text
+
+            tries = fake_api.user_says(ann_chat, ann, f"/remove {RETRACTED['url']}")
+            (refused,) = await wait_for_replies(fake_api, ann_chat, tries)
+            assert refused.text == "Sorry, this command is for the bot's administrators."
+            for text, reply in (
+                ("/remove", "Give the article's link or id: /remove https://example.org/news/1"),
+                ("/remove https://wire.test/nothing", "No indexed article has the link or id "
+                 "https://wire.test/nothing."),
+                (f"/remove {RETRACTED['url']}/", "Removed from the index: Harbour bridge to "
+                 "close for repairs (Test Wire, 2024-02-12). It is no longer quoted or alerted."),
+            ):  # fmt: skip
+                sent = fake_api.user_says(root_chat, root, text)
+                (answer,) = await wait_for_replies(fake_api, root_chat, sent)
+                assert answer.text == reply
+
+            asked = fake_api.user_says(ann_chat, ann, question)
+            (after,) = await wait_for_replies(fake_api, ann_chat, asked)
+            assert "cracks" not in after.text
+            asked = fake_api.user_says(ann_chat, ann, SEED_QUESTION)
+            (seed,) = await wait_for_replies(fake_api, ann_chat, asked)
+            assert SEED_QUOTE in seed.text  # the other articles are untouched
+
+    asyncio.run(scenario())
+    assert engine.stats().articles == 1
+    engine.close()
