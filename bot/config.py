@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     poll_interval_minutes: float = Field(
         15.0, ge=0, description="minutes between two feed polls in the bot (0: no polling)"
     )
+    retention_days: int = Field(
+        0,
+        ge=0,
+        description="after each feed poll, forget articles published (or, undated, indexed) "
+        "more than this many days ago (0: keep everything)",
+    )
     fetch_timeout: float = Field(10.0, gt=0, le=120, description="seconds per feed or page")
     fetch_pages: bool = Field(
         True, description="fetch the article page when a feed item carries only a summary"

@@ -9,7 +9,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bot.answer import Answer, compose_answer
@@ -170,6 +172,17 @@ class Engine:
             return None
         self.prepare(store)
         return found
+
+    def forget_older_than(self, days: int, now: float | None = None) -> int:
+        """Remove the articles older than `days` (see Store.articles_older_than)."""
+        now = time.time() if now is None else now
+        cutoff = datetime.fromtimestamp(now - days * 86400, UTC).strftime("%Y-%m-%d")
+        store = self.store
+        removed = store.remove_articles(store.articles_older_than(cutoff, now - days * 86400))
+        if removed:
+            log.info("retention: %d article(s) older than %s forgotten", removed, cutoff)
+            self.prepare(store)
+        return removed
 
     def prepare(self, store: Store) -> None:
         """Compute what the first question would otherwise wait for: the second model's

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from bot.config import Settings
 from bot.engine import Engine
@@ -30,14 +31,15 @@ class PollReport:
     not_modified: int = 0
     items: int = 0
     ingest: IngestReport = field(default_factory=IngestReport)
+    forgotten: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
         return (
             f"{self.feeds} feeds polled ({self.not_modified} unchanged, {len(self.failed)} "
             f"failed): {self.items} new items, {self.ingest.added} articles added, "
-            f"{self.ingest.updated} updated, {self.ingest.embedded} passages embedded "
-            f"in {self.seconds:.1f} s"
+            f"{self.ingest.updated} updated, {self.ingest.embedded} passages embedded, "
+            f"{self.forgotten} old articles forgotten in {self.seconds:.1f} s"
         )
 
 
@@ -56,6 +58,10 @@ def poll_feeds(
     started = time.monotonic()
     report = PollReport()
     known = engine.store.article_ids()
+    since_iso = None  # items the retention would forget are not even fetched
+    if settings.retention_days:
+        cutoff = time.time() - settings.retention_days * 86400
+        since_iso = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d")
     records = {f.url: f for f in state.feeds()}
     articles: list[Article] = []
     for source in configured_sources(settings, state):
@@ -70,6 +76,7 @@ def poll_feeds(
             allow_private=settings.allow_private_feeds,
             known_ids=known,
             timeout=settings.fetch_timeout,
+            published_since=since_iso,
         )
         report.feeds += 1
         fresh = [a for a in poll.articles if a.id not in known]
@@ -91,6 +98,8 @@ def poll_feeds(
         )
     if articles:
         report.ingest = engine.add_articles(articles)
+    if settings.retention_days:
+        report.forgotten = engine.forget_older_than(settings.retention_days)
     report.seconds = time.monotonic() - started
     log.info("poll: %s", report.summary())
     return report

@@ -459,10 +459,12 @@ def collect_feed(
     known_ids: Collection[str] = frozenset(),
     max_pages: int = MAX_PAGES_PER_POLL,
     timeout: float = 10.0,
+    published_since: str | None = None,
 ) -> FeedPoll:
     """Poll one feed: conditional fetch, parse, full text for each new item (from the feed,
     else its page). Never raises for a bad feed or item: they are reported in the FeedPoll.
-    Items whose article id is in `known_ids` are skipped before any page is fetched."""
+    Items whose article id is in `known_ids`, or dated before `published_since` (ISO), are
+    skipped before any page is fetched."""
     state = state or FeedState()
     http = client or make_client(allow_private=allow_private, timeout=timeout)
     try:
@@ -496,7 +498,9 @@ def collect_feed(
         pages_left = max_pages if fetch_pages else 0
         page_deadline = time.monotonic() + PAGE_BUDGET_S
         for item in feed.items:
-            if article_id(item.link, item.source, item.title, item.date) in known_ids:
+            if article_id(item.link, item.source, item.title, item.date) in known_ids or (
+                published_since and item.date and item.date < published_since
+            ):
                 poll.skipped += 1
                 continue
             try:

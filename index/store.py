@@ -517,6 +517,18 @@ class Store:
             self._apply_to_faiss(removed, [], [], generation)
         return len(present)
 
+    def articles_older_than(self, date: str, added_before: float) -> list[str]:
+        """Ids of articles published before `date` (ISO; a month-precision date counts as
+        its month's start), or undated and first indexed before `added_before`."""
+        return [
+            r[0]
+            for r in self._db.execute(
+                "SELECT id FROM articles WHERE (date IS NOT NULL AND date != '' AND date < ?) "
+                "OR ((date IS NULL OR date = '') AND added_at < ?)",
+                (date, added_before),
+            )
+        ]
+
     def _assign_stories(
         self, leads: Sequence[tuple[Article, np.ndarray | None]], known: dict[str, str]
     ) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from bot.config import Settings
 from bot.engine import Engine
 from bot.poll import PageError, ingest_url, poll_feeds
 from bot.state import State
+from index.articles import Article
 from index.feeds import FeedSource
 from index.store import DB_NAME
 from tests.feed_server import FeedServer, serve
@@ -146,3 +148,36 @@ def test_a_single_page_is_ingested_by_url(
         ingest_url(engine, config, server.url("/nothing-here"))
     with pytest.raises(PageError, match="refusing"):
         ingest_url(engine, settings, url)  # private addresses are refused by default
+
+
+def test_retention_forgets_old_articles_and_skips_old_feed_items(
+    server: FeedServer, settings: Settings, engine: Engine
+) -> None:
+    recent_date = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 2 * 86400))
+    recent = Article(
+        title="Tram line opens",
+        text="The new tram line of Lyon opened on Saturday with free rides for a week.",
+        source="Wire",
+        date=recent_date,
+    )
+    undated = Article(
+        title="Museum reopens",
+        text="The city museum reopened after two years of works on its roof and galleries.",
+        source="Wire",
+    )
+    engine.ingest([settings.data_dir / "articles"])  # the seed: 2023-09
+    engine.add_articles([recent, undated])
+    config = _settings(settings, [server.url(f"/feeds/{GUARDIAN}")], retention_days=730)
+    state = State(config.data_dir / "state.sqlite3")
+
+    report = poll_feeds(engine, state, config)
+    # The Guardian's items (2017-2018) are older than two years: not even ingested.
+    assert report.items == 0 and report.ingest.added == 0
+    assert report.forgotten == 1  # the seed
+    assert {a.title for a in engine.store.all_articles()} == {recent.title, undated.title}
+    assert engine.stats().passages == engine.store.index.ntotal == 2
+
+    # Years later, the undated article goes by the time it was first indexed.
+    later = time.time() + 3 * 365 * 86400
+    assert engine.forget_older_than(730, now=later) == 2
+    assert engine.stats().articles == 0
