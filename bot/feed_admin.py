@@ -163,7 +163,11 @@ async def remove_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
     if not ref:
         await send_replies(context, message, [say(lang, "remove_usage")])
         return
-    article = await asyncio.to_thread(engine_of(context).remove, ref)
+    # After any running reindex or poll: a rebuild in progress would bring the article back.
+    async with round_lock(context):
+        article = await while_typing(
+            context, message, asyncio.to_thread(engine_of(context).remove, ref)
+        )
     if article is None:
         await send_replies(context, message, [say(lang, "remove_unknown", ref=ref)])
         return
