@@ -252,10 +252,15 @@ def format_answer(answer: Answer) -> str:
 
 
 def cmd_remove(args: argparse.Namespace, settings: Settings) -> int:
+    from index.corpus import RebuildInProgress
+
     engine = _engine(settings)
     missing = 0
     for ref in args.refs:
-        article = engine.remove(ref)
+        try:
+            article = engine.remove(ref)
+        except RebuildInProgress as exc:
+            raise _UserError(f"{exc}; remove the article after it") from None
         if article is None:
             print(f"newsbot: no indexed article has the id or link {ref!r}", file=sys.stderr)
             missing += 1

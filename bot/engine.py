@@ -18,7 +18,7 @@ from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.phrasing import Phraser
 from index.articles import Article
-from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_store
+from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_lock, rebuild_store
 from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Fusion, Retrieval, Retriever, SearchFilters
@@ -165,13 +165,15 @@ class Engine:
 
     def remove(self, ref: str) -> Article | None:
         """Take the article `ref` names (id or link) out of the index; None if unknown.
-        A file in DATA_DIR/articles/ comes back at the next reindex unless deleted too."""
-        store = self.store
-        found = store.find_article(ref)
-        if found is None or not store.remove_articles([found.id]):
-            return None
-        self.prepare(store)
-        return found
+        A file in DATA_DIR/articles/ comes back at the next reindex unless deleted too.
+        Raises RebuildInProgress while a reindex runs (the rebuilt index would keep it)."""
+        with rebuild_lock(self.settings.data_dir):  # RebuildInProgress: it would come back
+            store = self.store
+            found = store.find_article(ref)
+            if found is None or not store.remove_articles([found.id]):
+                return None
+            self.prepare(store)
+            return found
 
     def forget_older_than(self, days: int, now: float | None = None) -> int:
         """Remove the articles older than `days` (see Store.articles_older_than)."""

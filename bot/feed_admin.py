@@ -26,6 +26,7 @@ from bot.render import pack_blocks
 from bot.rounds import round_lock
 from bot.state import FeedRecord
 from bot.texts import language_of, say
+from index.corpus import RebuildInProgress
 from index.feeds import FeedSource
 from index.fetch import FetchError, check_url
 
@@ -164,10 +165,14 @@ async def remove_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         await send_replies(context, message, [say(lang, "remove_usage")])
         return
     # After any running reindex or poll: a rebuild in progress would bring the article back.
-    async with round_lock(context):
-        article = await while_typing(
-            context, message, asyncio.to_thread(engine_of(context).remove, ref)
-        )
+    try:
+        async with round_lock(context):
+            article = await while_typing(
+                context, message, asyncio.to_thread(engine_of(context).remove, ref)
+            )
+    except RebuildInProgress:  # `newsbot reindex` runs beside the bot
+        await send_replies(context, message, [say(lang, "reindex_busy")])
+        return
     if article is None:
         await send_replies(context, message, [say(lang, "remove_unknown", ref=ref)])
         return

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
+from index.corpus import rebuild_lock
 
 SEED_QUOTE = "Aucun accord n'a été signé et il n'était pas prévu d'en signer"
 
@@ -112,6 +113,9 @@ def test_remove_takes_an_article_out_and_says_what_it_could_not_find(
     (before,) = _json_lines(capsys.readouterr().out)
     article_id = before["citations"][0]["article_id"]
 
+    with rebuild_lock(env):  # a reindex running elsewhere would bring it back: refused
+        assert main(["remove", article_id]) == 2
+    assert "a reindex of this data directory is already running" in capsys.readouterr().err
     assert main(["remove", article_id, "https://nowhere.test/x"]) == 1
     captured = capsys.readouterr()
     assert f"removed {article_id}: " in captured.out and "(ATS, 2023-09)" in captured.out
