@@ -25,7 +25,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "dated_range": "dated {first} to {last}",
         "knows_nothing": "My index is empty for now: an administrator has to add articles.",
         "how_private": "<b>How to ask</b>\nJust write your question here, in English or "
-        "French, e.g. <i>who denied signing an accord?</i>",
+        "French, e.g. <i>who denied signing an accord?</i> Name a month or a day "
+        "(<i>in September 2023</i>) to hear from the news of that date first.",
         "how_group": "In a group: <code>/ask your question</code>, reply to one of my "
         "messages, or mention {username}.",
         "help_more": "Commands: /ask, /subscribe, /subscriptions, /help.",
@@ -122,7 +123,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "knows_nothing": "Mon index est vide pour l'instant : un administrateur doit ajouter "
         "des articles.",
         "how_private": "<b>Comment poser une question</b>\nÉcrivez-la ici, en français ou en "
-        "anglais, par exemple <i>qui a nié la signature d'un accord ?</i>",
+        "anglais, par exemple <i>qui a nié la signature d'un accord ?</i> Nommez un mois ou "
+        "un jour (<i>en septembre 2023</i>) pour entendre d'abord les nouvelles de cette date.",
         "how_group": "Dans un groupe : <code>/ask votre question</code>, répondez à l'un de "
         "mes messages, ou mentionnez {username}.",
         "help_more": "Commandes : /ask, /subscribe, /subscriptions, /help.",

@@ -109,6 +109,7 @@ def test_start_and_help_tell_what_the_bot_knows_in_french_and_english(
             assert "Je connais 2 articles (sources : " in french.text
             assert "; du 2023-09 au 2024-03-02)." in french.text
             assert "Coast & Co <News>" in french.text and "ATS" in french.text
+            assert "en septembre 2023" in french.text and "in September 2023" in english.text
             assert "mentionnez @NewsTestBot" in french.text
             assert "I know 2 articles from " in english.text
             assert "/ask your question" in english.text and "/help" in english.text
