@@ -73,17 +73,29 @@ def _feed_block(n: int, record: FeedRecord, lang: str) -> str:
     return text
 
 
+async def _admin_request(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, usage: str
+) -> tuple[Message, str, str] | None:
+    """An admin's command with its argument: (message, language, argument); None, with the
+    refusal or the `usage` text sent, when it is not an admin's or has no argument."""
+    message = await admin_message(update, context)
+    if message is None:
+        return None
+    lang = language_of(update.effective_user)
+    argument = command_argument(message)
+    if not argument:
+        await send_replies(context, message, [say(lang, usage)])
+        return None
+    return message, lang, argument
+
+
 async def add_feed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/addfeed <url>`: refuse what cannot be fetched (private addresses unless allowed),
     store the feed, then poll it once in the background and say what it gave."""
-    message = await admin_message(update, context)
-    if message is None:
+    request = await _admin_request(update, context, "addfeed_usage")
+    if request is None:
         return
-    lang = language_of(update.effective_user)
-    url = command_argument(message)
-    if not url:
-        await send_replies(context, message, [say(lang, "addfeed_usage")])
-        return
+    message, lang, url = request
     settings = settings_of(context)
     try:
         source = FeedSource(url)
@@ -124,14 +136,10 @@ async def _first_poll(
 
 async def ingest_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/ingest <url>`: fetch one article page, index it, and say what it was."""
-    message = await admin_message(update, context)
-    if message is None:
+    request = await _admin_request(update, context, "ingest_usage")
+    if request is None:
         return
-    lang = language_of(update.effective_user)
-    url = command_argument(message)
-    if not url:
-        await send_replies(context, message, [say(lang, "ingest_usage")])
-        return
+    message, lang, url = request
     engine, settings = engine_of(context), settings_of(context)
     try:
         article, report = await while_typing(
@@ -156,14 +164,10 @@ async def ingest_page(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 async def remove_article(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """`/remove <link or id>`: take an article out of the index (a retraction, a mistake)."""
-    message = await admin_message(update, context)
-    if message is None:
+    request = await _admin_request(update, context, "remove_usage")
+    if request is None:
         return
-    lang = language_of(update.effective_user)
-    ref = command_argument(message)
-    if not ref:
-        await send_replies(context, message, [say(lang, "remove_usage")])
-        return
+    message, lang, ref = request
     # After any running reindex or poll: a rebuild in progress would bring the article back.
     try:
         async with round_lock(context):
