@@ -676,6 +676,45 @@ class Store:
             )
         }
 
+    def passage_ids_matching(
+        self, since: str | None, until: str | None, sources: Sequence[str]
+    ) -> list[int]:
+        """Passages of articles dated within [since, until] (ISO prefixes, compared at
+        their own precision) and from one of `sources` (any case; none: every source)."""
+        where, args = [], []
+        if since:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, ?) >= ?")
+            args += [len(since), since]
+        if until:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, ?) <= ?")
+            args += [len(until), until]
+        if sources:
+            where.append(f"lower(a.source) IN ({','.join('?' * len(sources))})")
+            args += [s.lower() for s in sources]
+        sql = "SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [int(r[0]) for r in self._db.execute(sql + " ORDER BY p.id", args)]
+
+    def stored_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        """The e5 vectors of these passages read from SQLite in bulk, in order (for many
+        ids: `passage_vectors` asks FAISS one at a time)."""
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        found: dict[int, bytes] = {}
+        for start in range(0, len(ids), 900):
+            chunk = list(ids[start : start + 900])
+            found.update(
+                self._db.execute(
+                    "SELECT p.id, e.vector FROM passages p JOIN embeddings e "
+                    f"ON e.text_hash = p.text_hash WHERE p.id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        return np.frombuffer(b"".join(found[int(i)] for i in ids), dtype=np.float32).reshape(
+            len(ids), self.dim
+        )
+
     def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored e5 vectors of these passages (from the FAISS cache), in order."""
         with self._lock:

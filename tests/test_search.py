@@ -13,7 +13,7 @@ from bot.config import Settings
 from bot.engine import build_retriever
 from index.articles import Article
 from index.lexical import match_expression, question_language
-from index.search import Fusion, Retriever
+from index.search import Fusion, Retriever, SearchFilters
 from index.store import DB_NAME, SCHEMA_VERSION, Store
 from index.usem import UseEncoder
 
@@ -226,3 +226,44 @@ def test_settings_turn_each_signal_off(english_store: Store, embedder, tmp_path:
     assert [h.rank for h in hits] == [h.score for h in hits]  # plain cosine order
     on = build_retriever(Settings(data_dir=tmp_path, _env_file=None), english_store, embedder)
     assert on.fusion.lexical > 0 or on.secondary is not None
+
+
+def test_a_date_filter_finds_its_passages_behind_many_better_matches(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    # 230 articles of May 2024 match the question better than the one of September 2023:
+    # far more than the candidates a filter used to be applied to.
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    may = [
+        Article(
+            title=f"Port strike, day {n}",
+            text=f"On day {n} of the strike, dock workers kept the port of Antwerp closed "
+            f"and the union leader said talks over pay had failed again (report {n}).",
+            source="Wire",
+            date="2024-05-15",
+        )
+        for n in range(230)
+    ]
+    september = Article(
+        title="Harbour dispute",
+        text="Dockers in Antwerp stopped work for a day in a dispute about wages.",
+        source="Other wire",
+        date="2023-09-14",
+    )
+    store.add_articles([*may, september], embedder)
+    question = "What did the union leader say about the Antwerp port strike and pay talks?"
+    retriever = Retriever(store, embedder, fusion=Fusion(lexical=4.0))
+    unfiltered = retriever.search(question, k=200, floor=-1)
+    assert september.id not in {h.passage.article.id for h in unfiltered}
+
+    filters = SearchFilters(since="2023-09", until="2023-09")
+    (hit,) = retriever.search(question, k=5, filters=filters, floor=-1)
+    assert hit.passage.article.id == september.id
+    by_source = retriever.search(question, k=3, filters=SearchFilters(sources=("OTHER WIRE",)))
+    assert [h.passage.article.id for h in by_source] == [september.id]
+    assert store.passage_ids_matching("2023-09-14", "2023-09-14", ()) == [hit.passage.id]
+    assert store.passage_ids_matching("2025", None, ()) == []
+    np.testing.assert_allclose(
+        store.stored_vectors([hit.passage.id]), store.passage_vectors([hit.passage.id])
+    )
+    store.close()
