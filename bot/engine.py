@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 RETIRE_AFTER_S = 60.0
 
 
+def retention_cutoff(days: int, now: float | None = None) -> tuple[str, float]:
+    """The moment `days` before `now`, as an ISO date and as a timestamp."""
+    moment = (time.time() if now is None else now) - days * 86400
+    return datetime.fromtimestamp(moment, UTC).strftime("%Y-%m-%d"), moment
+
+
 def question_filters(
     question: str, filters: SearchFilters | None
 ) -> tuple[SearchFilters | None, Period | None]:
@@ -71,22 +77,31 @@ def answer_questions(
             lexical_weight=settings.quote_lexical_weight,
         )
 
-    results: list[tuple[Retrieval, Answer]] = [
-        (retrieval, compose(retrieval))
-        for retrieval in retriever.retrieve_many(questions, k=k, filters=filters, floor=floor)
-    ]
+    vectors = retriever.encoder.embed_queries(list(questions)) if questions else None
+    results: list[tuple[Retrieval, Answer] | None] = [None] * len(questions)
+    periods: list[Period | None] = [None] * len(questions)
     for i, question in enumerate(questions):
-        dated_filters, period = question_filters(question, filters)
-        if period is None:
+        dated_filters, periods[i] = question_filters(question, filters)
+        if periods[i] is None or vectors is None:
             continue
-        (dated,) = retriever.retrieve_many([question], k=k, filters=dated_filters, floor=floor)
+        (dated,) = retriever.retrieve_many(
+            [question], k=k, filters=dated_filters, floor=floor, vectors=vectors[i : i + 1]
+        )
         answer = compose(dated)
         if answer.answered:
-            results[i] = (dated, dataclasses.replace(answer, period=period))
-        else:
-            retrieval, undated = results[i]
-            results[i] = (retrieval, dataclasses.replace(undated, period=period, dated=False))
-    return results
+            results[i] = (dated, dataclasses.replace(answer, period=periods[i]))
+    # Every other question (and a dated one its date did not answer) in one batch.
+    rest = [i for i, result in enumerate(results) if result is None]
+    if rest and vectors is not None:
+        retrievals = retriever.retrieve_many(
+            [questions[i] for i in rest], k=k, filters=filters, floor=floor, vectors=vectors[rest]
+        )
+        for i, retrieval in zip(rest, retrievals, strict=True):
+            answer = compose(retrieval)
+            if periods[i] is not None:
+                answer = dataclasses.replace(answer, period=periods[i], dated=False)
+            results[i] = (retrieval, answer)
+    return [result for result in results if result is not None]
 
 
 def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
@@ -177,10 +192,9 @@ class Engine:
 
     def forget_older_than(self, days: int, now: float | None = None) -> int:
         """Remove the articles older than `days` (see Store.articles_older_than)."""
-        now = time.time() if now is None else now
-        cutoff = datetime.fromtimestamp(now - days * 86400, UTC).strftime("%Y-%m-%d")
+        cutoff, moment = retention_cutoff(days, now)
         store = self.store
-        removed = store.remove_articles(store.articles_older_than(cutoff, now - days * 86400))
+        removed = store.remove_articles(store.articles_older_than(cutoff, moment))
         if removed:
             log.info("retention: %d article(s) older than %s forgotten", removed, cutoff)
             self.prepare(store)

@@ -38,15 +38,17 @@ def _fold(text: str) -> str:
 
 
 # Capitalised words that are not names: a model may write them without any source.
-_DAYS = "monday tuesday wednesday thursday friday saturday sunday lundi mardi mercredi jeudi"
-_COMMON = frozenset({"i", "vendredi", "samedi", "dimanche", *MONTHS, *_DAYS.split()})
+_DAYS = (
+    "monday tuesday wednesday thursday friday saturday sunday "
+    "lundi mardi mercredi jeudi vendredi samedi dimanche"
+)
+_COMMON = frozenset({"i", *MONTHS, *_DAYS.split()})
 
 
 def ungrounded(line: str, sources: Sequence[str]) -> list[str]:
     """The names and numbers of `line` that no source text contains: capitalised words
     after its first word (months and days aside), and anything with a digit."""
-    known_text = _fold(" ".join(sources))
-    known = set(_TOKEN.findall(known_text))
+    known = _fold(" ".join(sources))
     missing = []
     for i, match in enumerate(_TOKEN.finditer(line)):
         token = match.group(0)
@@ -54,7 +56,7 @@ def ungrounded(line: str, sources: Sequence[str]) -> list[str]:
         wanted = any(ch.isdigit() for ch in token) or (
             i > 0 and token[:1].isupper() and folded.strip(".") not in _COMMON
         )
-        if wanted and folded not in known and folded not in known_text:
+        if wanted and folded not in known:
             missing.append(token)
     return missing
 
@@ -75,7 +77,6 @@ class Phraser:
         model: str,
         api_key: str | None = None,
         timeout: float = 15.0,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.model = model
@@ -83,7 +84,6 @@ class Phraser:
             base_url=base_url.rstrip("/") + "/",
             headers=headers,
             timeout=httpx.Timeout(timeout),
-            transport=transport,
         )
 
     def phrase(self, question: str, citations: Sequence[Citation]) -> str | None:

@@ -11,10 +11,9 @@ import logging
 import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from bot.config import Settings
-from bot.engine import Engine
+from bot.engine import Engine, retention_cutoff
 from bot.state import State
 from index.articles import Article
 from index.feeds import FeedSource, FeedState, collect_feed, extract_article
@@ -58,10 +57,8 @@ def poll_feeds(
     started = time.monotonic()
     report = PollReport()
     known = engine.store.article_ids()
-    since_iso = None  # items the retention would forget are not even fetched
-    if settings.retention_days:
-        cutoff = time.time() - settings.retention_days * 86400
-        since_iso = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d")
+    # Items the retention would forget are not even fetched.
+    since_iso = retention_cutoff(settings.retention_days)[0] if settings.retention_days else None
     records = {f.url: f for f in state.feeds()}
     articles: list[Article] = []
     for source in configured_sources(settings, state):

@@ -149,13 +149,16 @@ class Retriever:
         k: int | None = None,
         filters: SearchFilters | None = None,
         floor: float | None = None,
+        vectors: np.ndarray | None = None,
     ) -> list[Retrieval]:
-        """Batch retrieval: the questions are embedded together."""
+        """Batch retrieval: the questions are embedded together (unless their e5 `vectors`
+        are given, e.g. by a caller searching the same question twice)."""
         if not questions:
             return []
         k = self.k if k is None else k
         floor = self.floor if floor is None else floor
-        vectors = self.encoder.embed_queries(list(questions))
+        if vectors is None:
+            vectors = self.encoder.embed_queries(list(questions))
         self.store.refresh()
         fused = self.fusion.lexical > 0 or self.secondary is not None
         fetch = max(k * 20, 200) if filters else k
