@@ -154,10 +154,22 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
         settings.cache_dir / "bench" / split / name,
         embedder.model_id,
         embedder.dim,
-        embed_quotes=False,
     )
     store.add_articles(load_corpus(BENCH / split / name / "corpus.jsonl"), embedder)
+    # Like the product, every quotable sentence is embedded (the best-sentence score and the
+    # quotes read them); this pass only completes an index cached by an older bench.
+    store.embed_texts(every_sentence(store), embedder)
     return store
+
+
+def every_sentence(store: Store) -> list[str]:
+    ids = [int(r[0]) for r in store._db.execute("SELECT id FROM passages")]
+    passages = store.passages(ids)
+    return [
+        p.article.text[a:b]
+        for p in passages.values()
+        for a, b in quote_spans(p.article.text, p.start, p.end)
+    ]
 
 
 def retrieve(
@@ -351,7 +363,10 @@ def run_quality(args: argparse.Namespace, settings: Settings) -> str:
         f"lexical_weight={settings.lexical_weight} use_weight={settings.use_weight} "
         f"use_cross_only={settings.use_cross_only} "
         f"cross_lexical_share={settings.cross_lexical_share} "
-        f"use_question_share={settings.use_question_share} score_floor={settings.score_floor} "
+        f"use_question_share={settings.use_question_share} "
+        f"sentence_weight={settings.sentence_weight} "
+        f"sentence_headline_share={settings.sentence_headline_share} "
+        f"score_floor={settings.score_floor} "
         f"quote_lexical_weight={settings.quote_lexical_weight}"
     )
     report = f"{config}\n\n{table(results, refusals, args.quote_sample)}\n"

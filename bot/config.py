@@ -49,6 +49,19 @@ class Settings(BaseSettings):
         description="weight of FTS5 BM25 (over its best score) added to e5's standardised score, "
         "for passages in the question's language only (0: dense only; tuned on dev sets)",
     )
+    sentence_weight: float = Field(
+        0.75,
+        ge=0,
+        description="weight of a passage's best sentence (e5 cosine of its sentence closest "
+        "to the question, standardised) beside the whole passage's (0: off; tuned on dev sets)",
+    )
+    sentence_headline_share: float = Field(
+        0.33,
+        ge=0,
+        le=1,
+        description="share of sentence_weight kept for a headline-like question (no closing "
+        "punctuation: it sums up an article rather than one sentence; tuned on dev sets)",
+    )
     use_weight: float = Field(
         1.0,
         ge=0,

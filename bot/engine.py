@@ -112,6 +112,8 @@ def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Ret
         settings.use_cross_only,
         cross_lexical=settings.cross_lexical_share,
         secondary_question=settings.use_question_share,
+        sentence=settings.sentence_weight,
+        sentence_headline=settings.sentence_headline_share,
     )
     secondary = None
     if fusion.secondary > 0:

@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +42,8 @@ LOCK_NAME = "write.lock"
 SCHEMA_VERSION = 3
 _FAISS_MAGIC = b"NEWSBOT-FAISS-1\n"
 BATCH_ARTICLES = 32
+# Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
+SENTENCE_CACHE = 5_000
 # Lead passages this similar (cosine) belong to one story: the same dispatch from another
 # source or republished. Set high on purpose: merging two stories would hide an alert.
 STORY_SIMILARITY = 0.95
@@ -190,6 +192,9 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._secondary: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
         self._secondary_rows: dict[int, int] = {}
+        self._sentence_cache: dict[int, np.ndarray | None] = {}
+        self._sentence_generation = -1
+        self._sentence_lock = threading.Lock()
         self._migrate()
         self._check_model()
         self.index = self._load_or_rebuild_faiss()
@@ -759,6 +764,49 @@ class Store:
         """The rows of these passages in the last `secondary_vectors` matrix."""
         rows = self._secondary_rows
         return {pid: rows[pid] for pid in ids if pid in rows}
+
+    def sentence_vectors(self, passages: Mapping[int, StoredPassage]) -> dict[int, np.ndarray]:
+        """The stored vectors of each passage's quotable sentences (embedded at ingest), one
+        row per sentence, by passage id; a passage with a sentence never embedded is left
+        out. Nothing is embedded here. Kept in memory (up to SENTENCE_CACHE passages) until
+        the next write."""
+        with self._sentence_lock:
+            if self._sentence_generation != self.generation:
+                self._sentence_cache.clear()
+                self._sentence_generation = self.generation
+            cache = self._sentence_cache
+            known = {pid: cache[pid] for pid in passages if pid in cache}
+        wanted: dict[int, list[str]] = {}
+        for pid, passage in passages.items():
+            if pid not in known:
+                text = passage.article.text
+                spans = quote_spans(text, passage.start, passage.end)
+                wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
+        if wanted:
+            hashes = list({h for hs in wanted.values() for h in hs})
+            found: dict[str, bytes] = {}
+            for start in range(0, len(hashes), 900):
+                chunk = hashes[start : start + 900]
+                found.update(
+                    self._db.execute(
+                        "SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
+                        f"({','.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                )
+            for pid, hs in wanted.items():
+                complete = bool(hs) and all(h in found for h in hs)
+                blob = b"".join(found[h] for h in hs) if complete else b""
+                known[pid] = (
+                    np.frombuffer(blob, dtype=np.float32).reshape(len(hs), self.dim)
+                    if complete
+                    else None
+                )
+            with self._sentence_lock:
+                if len(self._sentence_cache) + len(wanted) > SENTENCE_CACHE:
+                    self._sentence_cache.clear()
+                self._sentence_cache.update((pid, known[pid]) for pid in wanted)
+        return {pid: vectors for pid, vectors in known.items() if vectors is not None}
 
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         """Passages with their articles, by id."""

@@ -12,8 +12,9 @@ import pytest
 from bot.config import Settings
 from bot.engine import build_retriever
 from index.articles import Article
+from index.chunking import quote_spans
 from index.lexical import match_expression, question_language
-from index.search import Fusion, Retriever, SearchFilters
+from index.search import Fusion, Retriever, SearchFilters, is_headline
 from index.store import DB_NAME, SCHEMA_VERSION, Store
 from index.usem import UseEncoder
 
@@ -218,10 +219,13 @@ def test_old_store_gains_the_full_text_index(tmp_path: Path, embedder) -> None: 
 
 
 def test_settings_turn_each_signal_off(english_store: Store, embedder, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    off = Settings(data_dir=tmp_path, lexical_weight=0, use_weight=0, _env_file=None)
+    off = Settings(
+        data_dir=tmp_path, lexical_weight=0, use_weight=0, sentence_weight=0, _env_file=None
+    )
     retriever = build_retriever(off, english_store, embedder)
     assert retriever.secondary is None
     assert (retriever.fusion.lexical, retriever.fusion.secondary) == (0.0, 0.0)
+    assert retriever.fusion.sentence == 0.0
     hits = retriever.search("What did Kowalczyk say about the budget?", k=4, floor=-1)
     assert [h.rank for h in hits] == [h.score for h in hits]  # plain cosine order
     on = build_retriever(Settings(data_dir=tmp_path, _env_file=None), english_store, embedder)
@@ -266,4 +270,100 @@ def test_a_date_filter_finds_its_passages_behind_many_better_matches(
     np.testing.assert_allclose(
         store.stored_vectors([hit.passage.id]), store.passage_vectors([hit.passage.id])
     )
+    store.close()
+
+
+MEUSE = Article(
+    title="The Meuse runs dirty",
+    source="Wire",
+    date="2024-05-01",
+    lang="en",
+    text="Pollution of the Meuse has worried Belgian towns for years. Fishermen near Liège "
+    "say catches have fallen by half. Scientists found traces of solvents and heavy metals "
+    "downstream of the industrial zone. Environmental groups want companies that pollute the "
+    "river to be fined far more often. The regional government promised a new monitoring "
+    "network by next spring. Residents complain of foam and a chemical smell on summer "
+    "evenings.",
+)
+FESTIVAL = Article(
+    title="A summer of festivals in Namur",
+    source="Wire",
+    date="2024-05-01",
+    lang="en",
+    text="Namur's summer festival drew record crowds this weekend, with concerts on the "
+    "citadel every night. The organisers added a children's stage and a food market by the "
+    "river. Separately, the environment ministry fined the chemical maker Solvane two million "
+    "euros for polluting the Meuse. Tickets for the closing concert sold out within an hour. "
+    "Street performers juggled and sang in every square of the old town. Local brewers served "
+    "a special festival beer, and the bakeries ran out of waffles by noon. Next year the "
+    "festival will add a jazz night and an open-air cinema. The mayor thanked the volunteers "
+    "who cleaned the streets each morning.",
+)
+ELSEWHERE = [
+    "The national football team won its qualifier in Brussels after a late goal. The coach "
+    "praised the defence. Fans celebrated in the streets until dawn.",
+    "Train drivers will strike on Thursday over pensions, the unions said. Commuters are "
+    "advised to work from home. The rail operator expects severe delays.",
+    "The central bank left interest rates unchanged, citing slowing inflation. Markets had "
+    "expected the decision. The governor hinted at a cut in autumn.",
+    "Farmers protested against low milk prices by blocking roads near Ghent. Police diverted "
+    "traffic. The minister agreed to meet their representatives.",
+]
+
+
+@pytest.mark.parametrize("embed_quotes", [True, False])
+def test_a_passage_is_found_by_its_one_answering_sentence(
+    tmp_path: Path, embedder, embed_quotes: bool
+) -> None:  # type: ignore[no-untyped-def]
+    # The festival report says in one sentence who was fined; the pollution feature says
+    # nothing of it but is closer to the question as a whole.
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=embed_quotes)
+    others = _articles([(f"Other {i}", t) for i, t in enumerate(ELSEWHERE)], "en")
+    store.add_articles([MEUSE, FESTIVAL, *others], embedder)
+    question = "Which company was fined for polluting the Meuse?"
+    dense = _titles(Retriever(store, embedder, fusion=Fusion()), question)
+    assert dense[:2] == [MEUSE.title, FESTIVAL.title]
+    by_sentence = _titles(Retriever(store, embedder, fusion=Fusion(sentence=0.75)), question)
+    if embed_quotes:
+        assert by_sentence[:2] == [FESTIVAL.title, MEUSE.title]
+    else:  # no sentence vectors stored: each passage stands for its own sentences
+        assert by_sentence[:2] == dense[:2]
+    store.close()
+
+
+def test_sentence_vectors_are_the_quotable_sentences_embedded_at_ingest(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles([FESTIVAL], embedder)
+    passages, _ = store.article_passages(FESTIVAL.id)
+    by_id = {p.id: p for p in passages}
+    vectors = store.sentence_vectors(by_id)
+    for passage in passages:
+        text = passage.article.text
+        sentences = [text[a:b] for a, b in quote_spans(text, passage.start, passage.end)]
+        assert len(sentences) > 1
+        expected = embedder.embed_passages(sentences)
+        np.testing.assert_allclose(vectors[passage.id], expected, atol=1e-4)
+    again = store.sentence_vectors(by_id)  # from memory now
+    assert all(np.array_equal(again[p], vectors[p]) for p in vectors)
+    store.close()
+
+
+def test_a_headline_counts_its_best_sentence_at_its_share(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    assert is_headline("Chemical maker fined for polluting the Meuse")
+    assert is_headline('"Niais", "franc-maçon"... Des cadres de FO fichés')
+    assert not is_headline("Who was fined for polluting the Meuse?")
+    assert not is_headline("Il a dit : « Aucun accord n'a été signé. »")
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles([MEUSE, FESTIVAL], embedder)
+
+    def ranks(question: str, share: float) -> list[float]:
+        fusion = Fusion(sentence=0.75, sentence_headline=share)
+        return [h.rank for h in Retriever(store, embedder, fusion=fusion).search(question, k=2)]
+
+    headline = "Chemical maker fined for polluting the Meuse"
+    assert ranks(headline, 0.0) != ranks(headline, 1.0)
+    question = "Which chemical maker was fined for polluting the Meuse?"
+    assert ranks(question, 0.0) == ranks(question, 1.0)
     store.close()
