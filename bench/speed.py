@@ -101,7 +101,7 @@ def main() -> None:
             (first_ms if i < len(QUESTIONS) else cached_ms).append((t2 - t0) * 1000)
         rows += [
             (
-                "question → passages (embed + FAISS), median",
+                "question → passages (e5, FAISS, BM25, USE, best sentences), median",
                 f"{statistics.median(search_ms):.0f} ms",
             ),
             (
