@@ -23,10 +23,6 @@ POOL = 100
 BACKGROUND_FROM = 10
 BACKGROUND_PRIOR = 0.77
 BACKGROUND_PRIOR_WEIGHT = 10
-# With filters, the dense candidates come from the passages that pass them (read from
-# SQLite and compared in memory) when there are at most this many: a date-filtered
-# question then finds its passages however many better-matching ones other dates have.
-FILTERED_EXACT_LIMIT = 20_000
 # When a question's language can't be told (a short headline), BM25 counts for every
 # passage at this fraction of its weight (dev sets: 0.3-1.0 all help, none hurt).
 UNKNOWN_LANGUAGE_LEXICAL = 0.5
@@ -202,21 +198,15 @@ class Retriever:
     def _filtered_dense(
         self, vectors: np.ndarray, filters: SearchFilters | None, depth: int
     ) -> list[list[tuple[int, float]]] | None:
-        """Each question's best `depth` passages among those the filters accept, or None
-        (no filters, or too many passages pass them: FAISS's ranking then filtered)."""
+        """Each question's best `depth` passages among those the filters accept (FAISS
+        searches only them, exactly, however many there are), or None without filters. A
+        dated question thus finds its passages however many better ones other dates have."""
         if filters is None or not (filters.since or filters.until or filters.sources):
             return None
         ids = self.store.passage_ids_matching(filters.since, filters.until, filters.sources)
-        if len(ids) > FILTERED_EXACT_LIMIT:
-            return None
         if not ids:
             return [[] for _ in range(len(vectors))]
-        scores = vectors @ self.store.stored_vectors(ids).T
-        ranked = []
-        for row in scores:
-            top = np.argsort(-row)[:depth]
-            ranked.append([(ids[i], float(row[i])) for i in top])
-        return ranked
+        return self.store.search_vectors(vectors, depth, among=ids)
 
     def _fuse(
         self,

@@ -653,12 +653,22 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
 
-    def search_vectors(self, query: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
-        """Top-k (passage id, cosine) for each query vector."""
+    def search_vectors(
+        self, query: np.ndarray, k: int, among: Sequence[int] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k (passage id, cosine) for each query vector, only among these passage ids
+        when given (an exact search restricted by a FAISS id selector)."""
+        params = None
+        if among is not None:
+            # `selector` must outlive the search: SWIG's params.sel does not hold it.
+            selector = faiss.IDSelectorBatch(np.asarray(among, dtype=np.int64))
+            params = faiss.SearchParameters()
+            params.sel = selector
         with self._lock:
             if self.index.ntotal == 0 or k <= 0:
                 return [[] for _ in range(len(query))]
-            scores, ids = self.index.search(np.ascontiguousarray(query, dtype=np.float32), k)
+            query = np.ascontiguousarray(query, dtype=np.float32)
+            scores, ids = self.index.search(query, k, params=params)
         return [
             [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
             for row_ids, row_scores in zip(ids, scores, strict=True)
@@ -700,25 +710,6 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [int(r[0]) for r in self._db.execute(sql + " ORDER BY p.id", args)]
-
-    def stored_vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The e5 vectors of these passages read from SQLite in bulk, in order (for many
-        ids: `passage_vectors` asks FAISS one at a time)."""
-        if not ids:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        found: dict[int, bytes] = {}
-        for start in range(0, len(ids), 900):
-            chunk = list(ids[start : start + 900])
-            found.update(
-                self._db.execute(
-                    "SELECT p.id, e.vector FROM passages p JOIN embeddings e "
-                    f"ON e.text_hash = p.text_hash WHERE p.id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-            )
-        return np.frombuffer(b"".join(found[int(i)] for i in ids), dtype=np.float32).reshape(
-            len(ids), self.dim
-        )
 
     def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
         """The stored e5 vectors of these passages (from the FAISS cache), in order."""

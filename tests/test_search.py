@@ -267,9 +267,10 @@ def test_a_date_filter_finds_its_passages_behind_many_better_matches(
     assert [h.passage.article.id for h in by_source] == [september.id]
     assert store.passage_ids_matching("2023-09-14", "2023-09-14", ()) == [hit.passage.id]
     assert store.passage_ids_matching("2025", None, ()) == []
-    np.testing.assert_allclose(
-        store.stored_vectors([hit.passage.id]), store.passage_vectors([hit.passage.id])
-    )
+    vector = embedder.embed_queries([question])
+    ((only,),) = store.search_vectors(vector, 10, among=[hit.passage.id])
+    assert only[0] == hit.passage.id
+    assert only[1] == pytest.approx(hit.score, abs=1e-5)
     store.close()
 
 
