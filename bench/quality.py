@@ -163,13 +163,15 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
 
 
 def every_sentence(store: Store) -> list[str]:
-    ids = [int(r[0]) for r in store._db.execute("SELECT id FROM passages")]
-    passages = store.passages(ids)
-    return [
-        p.article.text[a:b]
-        for p in passages.values()
-        for a, b in quote_spans(p.article.text, p.start, p.end)
-    ]
+    """The quotable sentences of every passage in the store."""
+    sentences = []
+    for article_id in sorted(store.article_ids()):
+        passages, _ = store.article_passages(article_id)
+        for p in passages:
+            sentences += [
+                p.article.text[a:b] for a, b in quote_spans(p.article.text, p.start, p.end)
+            ]
+    return sentences
 
 
 def retrieve(

@@ -48,7 +48,7 @@ class Fusion:
     "Best sentence" is the e5 cosine of the passage's sentence closest to the question
     (the sentence vectors embedded at ingest for quotes): a passage is often found by one
     sentence that says what was asked, which the whole passage's vector dilutes (dev:
-    newstest sentence→passage R@1 0.926 → 0.979, every xquad pair +1.4 to +2.7 points).
+    newstest sentence→passage R@1 0.926 → 0.979, cross-lingual xquad +2.3 to +2.6 points).
     A headline (no closing punctuation) sums up a whole article rather than one sentence of
     it, so there the best sentence counts at `sentence_headline` of its weight (dev:
     orangesum title→article R@1 0.906 at full weight, 0.915 at a third).
