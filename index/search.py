@@ -273,7 +273,7 @@ class Retriever:
         """Each candidate's best-sentence cosine, standardised over the best POOL of them. A
         passage whose sentences were never embedded counts its own cosine instead."""
         ids = list(candidates)
-        vectors = self.store.sentence_vectors(self.store.passages(ids))
+        vectors = self.store.sentence_vectors(ids)
         best = np.array(
             [float((vectors[p] @ vector).max()) if p in vectors else cosine[p] for p in ids]
         )

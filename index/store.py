@@ -19,7 +19,7 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -756,23 +756,23 @@ class Store:
         rows = self._secondary_rows
         return {pid: rows[pid] for pid in ids if pid in rows}
 
-    def sentence_vectors(self, passages: Mapping[int, StoredPassage]) -> dict[int, np.ndarray]:
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vectors of each passage's quotable sentences (embedded at ingest), one
         row per sentence, by passage id; a passage with a sentence never embedded is left
         out. Nothing is embedded here. Kept in memory (up to SENTENCE_CACHE passages) until
         the next write."""
+        ids = list(ids)
         with self._sentence_lock:
             if self._sentence_generation != self.generation:
                 self._sentence_cache.clear()
                 self._sentence_generation = self.generation
             cache = self._sentence_cache
-            known = {pid: cache[pid] for pid in passages if pid in cache}
+            known = {pid: cache[pid] for pid in ids if pid in cache}
         wanted: dict[int, list[str]] = {}
-        for pid, passage in passages.items():
-            if pid not in known:
-                text = passage.article.text
-                spans = quote_spans(text, passage.start, passage.end)
-                wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
+        for pid, passage in self.passages([pid for pid in ids if pid not in known]).items():
+            text = passage.article.text
+            spans = quote_spans(text, passage.start, passage.end)
+            wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
         if wanted:
             hashes = list({h for hs in wanted.values() for h in hs})
             found: dict[str, bytes] = {}

@@ -339,14 +339,14 @@ def test_sentence_vectors_are_the_quotable_sentences_embedded_at_ingest(
     store.add_articles([FESTIVAL], embedder)
     passages, _ = store.article_passages(FESTIVAL.id)
     by_id = {p.id: p for p in passages}
-    vectors = store.sentence_vectors(by_id)
+    vectors = store.sentence_vectors(by_id.keys())
     for passage in passages:
         text = passage.article.text
         sentences = [text[a:b] for a, b in quote_spans(text, passage.start, passage.end)]
         assert len(sentences) > 1
         expected = embedder.embed_passages(sentences)
         np.testing.assert_allclose(vectors[passage.id], expected, atol=1e-4)
-    again = store.sentence_vectors(by_id)  # from memory now
+    again = store.sentence_vectors(list(by_id))  # from memory now
     assert all(np.array_equal(again[p], vectors[p]) for p in vectors)
     store.close()
 
