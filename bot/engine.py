@@ -205,9 +205,10 @@ class Engine:
     def prepare(self, store: Store) -> None:
         """Compute what the first question would otherwise wait for: the second model's
         vectors of passages it has not seen (after an ingest, a poll or a rebuild)."""
-        retriever = build_retriever(self.settings, store, self.embedder)
-        if retriever.secondary is not None:
-            store.secondary_vectors(retriever.secondary)
+        if self.settings.use_weight > 0:
+            from index.usem import get_use_encoder
+
+            store.secondary_vectors(get_use_encoder())
 
     def reindex(
         self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None

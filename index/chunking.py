@@ -254,7 +254,6 @@ def quote_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     return out
 
 
-def passage_embedding_text(passage: Passage, title: str = "") -> str:
-    """What the model reads for a passage: the heading (and a title, when given) add context."""
-    parts = [title.strip(), passage.heading.strip(), passage.text]
-    return "\n".join(p for p in parts if p)
+def passage_embedding_text(heading: str, text: str) -> str:
+    """What a model reads for a passage: its heading adds context."""
+    return "\n".join(part for part in (heading.strip(), text) if part)

@@ -218,29 +218,32 @@ class Retriever:
         """Re-rank the union of each signal's top POOL passages by the fused score."""
         cosine = dict(dense)
         language = question_language(question)
-        lexical: dict[int, float] = {}
-        if self.fusion.lexical > 0:
-            found = self.store.lexical_search(question, POOL)
-            top_lexical = max((score for _, score in found), default=0.0) or 1.0
-            languages = self.store.passage_languages([pid for pid, _ in found])
-            # Unknown language (a short headline): BM25 counts everywhere, at a lower weight.
-            cross = self.fusion.cross_lexical
-            for pid, score in found:
-                if language is None:
-                    share = UNKNOWN_LANGUAGE_LEXICAL
-                else:
-                    share = 1.0 if languages.get(pid) == language else cross
-                if share > 0:
-                    lexical[pid] = score / top_lexical * share
-        candidates = set(cosine) | set(lexical)
-        z_second: dict[int, float] = {}
+        found = self.store.lexical_search(question, POOL) if self.fusion.lexical > 0 else []
+        use_pool: set[int] = set()
         if second is not None:
             ids, scores = second
             top = np.argpartition(-scores, min(POOL, len(ids) - 1))[:POOL]
-            mean, std = float(scores[top].mean()), float(scores[top].std()) or 1.0
-            candidates |= {ids[i] for i in top}
+            use_mean, use_std = float(scores[top].mean()), float(scores[top].std()) or 1.0
+            use_pool = {ids[i] for i in top}
+        languages = self.store.passage_languages(
+            list(set(cosine) | {pid for pid, _ in found} | use_pool)
+        )
+        lexical: dict[int, float] = {}
+        top_lexical = max((score for _, score in found), default=0.0) or 1.0
+        for pid, score in found:
+            if language is None:  # a short headline: BM25 counts everywhere, a bit less
+                share = UNKNOWN_LANGUAGE_LEXICAL
+            else:
+                share = 1.0 if languages.get(pid) == language else self.fusion.cross_lexical
+            if share > 0:
+                lexical[pid] = score / top_lexical * share
+        candidates = set(cosine) | set(lexical) | use_pool
+        z_second: dict[int, float] = {}
+        if second is not None:
             rows = self.store.secondary_rows(candidates)
-            z_second = {pid: (float(scores[row]) - mean) / std for pid, row in rows.items()}
+            z_second = {
+                pid: (float(second[1][row]) - use_mean) / use_std for pid, row in rows.items()
+            }
         missing = [pid for pid in candidates if pid not in cosine]
         if missing:
             cosine.update(
@@ -252,7 +255,6 @@ class Retriever:
         if is_headline(question):
             sentence *= self.fusion.sentence_headline
         z_sentence = self._sentence_z(vector, candidates, cosine) if sentence else {}
-        languages = self.store.passage_languages(list(z_second)) if z_second else {}
         secondary = self.fusion.secondary
         if is_question(question):
             secondary *= self.fusion.secondary_question

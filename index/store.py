@@ -391,7 +391,7 @@ class Store:
         quotes: list[str] = []
         for article in changed:
             passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
-            texts = [passage_embedding_text(p) for p in passages]
+            texts = [passage_embedding_text(p.heading, p.text) for p in passages]
             chunked.append((article, passages, texts))
             if self.embed_quotes:
                 quotes += [
@@ -471,9 +471,7 @@ class Store:
                 "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
                 [(h, v.astype(np.float32).tobytes()) for h, v in vectors.items()],
             )
-            generation = self.generation + 1
-            self._set_meta("generation", str(generation))
-            self._set_meta("last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+            generation = self._next_generation(now)
         report.embedded += embedded
         self._apply_to_faiss(removed, added_ids, added_vectors, generation)
 
@@ -514,11 +512,7 @@ class Store:
             with self._transaction():
                 self._db.execute(f"DELETE FROM passages WHERE article_id IN ({marks})", present)
                 self._db.execute(f"DELETE FROM articles WHERE id IN ({marks})", present)
-                generation = self.generation + 1
-                self._set_meta("generation", str(generation))
-                self._set_meta(
-                    "last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time()))
-                )
+                generation = self._next_generation(time.time())
             self._apply_to_faiss(removed, [], [], generation)
         return len(present)
 
@@ -594,23 +588,38 @@ class Store:
         """Vectors for every text (and how many were new), embedding only those whose hash
         SQLite doesn't hold."""
         wanted = {text_hash(t): t for t in texts}
-        found: dict[str, np.ndarray] = {}
-        hashes = list(wanted)
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            for row in self._db.execute(
-                f"SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
-                f"({','.join('?' * len(chunk))})",
-                chunk,
-            ):
-                found[row[0]] = np.frombuffer(row[1], dtype=np.float32)
-        missing = [h for h in hashes if h not in found]
+        found = {
+            h: np.frombuffer(blob, dtype=np.float32)
+            for h, blob in self._stored_embeddings(list(wanted)).items()
+        }
+        missing = [h for h in wanted if h not in found]
         if missing:
             matrix = encoder.embed_passages([wanted[h] for h in missing])
             if matrix.shape != (len(missing), self.dim):
                 raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
             found.update(zip(missing, matrix.astype(np.float32), strict=True))
         return found, len(missing)
+
+    def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        """The e5 vectors (raw float32 bytes) SQLite holds for these text hashes."""
+        found: dict[str, bytes] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            found.update(
+                self._db.execute(
+                    "SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
+                    f"({','.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+            )
+        return found
+
+    def _next_generation(self, now: float) -> int:
+        """Record a write (inside its transaction): the new generation, and when."""
+        generation = self.generation + 1
+        self._set_meta("generation", str(generation))
+        self._set_meta("last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+        return generation
 
     def _apply_to_faiss(
         self, removed: list[int], ids: list[int], vectors: list[np.ndarray], generation: int
@@ -731,9 +740,7 @@ class Store:
             "ORDER BY p.id",
             (encoder.model_id,),
         ).fetchall()
-        missing = {
-            r[3]: "\n".join(x for x in (r[1].strip(), r[2]) if x) for r in rows if r[4] is None
-        }
+        missing = {r[3]: passage_embedding_text(r[1], r[2]) for r in rows if r[4] is None}
         fresh: dict[str, bytes] = {}
         if missing:
             matrix = encoder.embed_texts(list(missing.values())).astype(np.float32)
@@ -774,25 +781,13 @@ class Store:
             spans = quote_spans(text, passage.start, passage.end)
             wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
         if wanted:
-            hashes = list({h for hs in wanted.values() for h in hs})
-            found: dict[str, bytes] = {}
-            for start in range(0, len(hashes), 900):
-                chunk = hashes[start : start + 900]
-                found.update(
-                    self._db.execute(
-                        "SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
-                        f"({','.join('?' * len(chunk))})",
-                        chunk,
-                    ).fetchall()
-                )
+            found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
             for pid, hs in wanted.items():
-                complete = bool(hs) and all(h in found for h in hs)
-                blob = b"".join(found[h] for h in hs) if complete else b""
-                known[pid] = (
-                    np.frombuffer(blob, dtype=np.float32).reshape(len(hs), self.dim)
-                    if complete
-                    else None
-                )
+                if hs and all(h in found for h in hs):
+                    blob = b"".join(found[h] for h in hs)
+                    known[pid] = np.frombuffer(blob, dtype=np.float32).reshape(len(hs), self.dim)
+                else:
+                    known[pid] = None
             with self._sentence_lock:
                 if len(self._sentence_cache) + len(wanted) > SENTENCE_CACHE:
                     self._sentence_cache.clear()
