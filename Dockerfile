@@ -19,7 +19,10 @@ WORKDIR /opt/newsbot/src
 
 # torch first, pinned like the Makefile, from PyTorch's CPU index (PyPI's Linux wheel pulls
 # in CUDA, gigabytes the bot never uses). Its own layer, so code changes don't redo it.
-RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
+# Behind a mirror: docker build --build-arg TORCH_INDEX_URL=<a PEP 503 index with torch's
+# CPU wheel and its dependencies>.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.13.0 --index-url "$TORCH_INDEX_URL"
 
 COPY pyproject.toml README.md ./
 COPY bot ./bot
