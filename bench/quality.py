@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import random
+import shutil
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -33,7 +34,8 @@ from bench.retrieval import DEPTH, documents, load_corpus, load_queries, write_r
 from bot.answer import Answer, best_evidence, compose_answer, score_quotes
 from bot.config import Settings
 from bot.engine import answer_questions, build_retriever
-from index.chunking import quote_spans
+from index.articles import Article
+from index.chunking import quote_spans, split_into_passages
 from index.dates import question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Retrieval
@@ -149,17 +151,43 @@ def answers_of(query: dict) -> list[str]:
 
 
 def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings) -> Store:
-    """The set's index, in the cache (built once; unchanged articles cost nothing)."""
-    store = Store(
-        settings.cache_dir / "bench" / split / name,
-        embedder.model_id,
-        embedder.dim,
-    )
-    store.add_articles(load_corpus(BENCH / split / name / "corpus.jsonl"), embedder)
+    """The set's index, in the cache (built once; unchanged articles cost nothing). An index
+    cached before a change to the chunker is rebuilt with the chunker of now, its stored
+    vectors reused: unchanged articles are never re-chunked by an ingest."""
+    directory = settings.cache_dir / "bench" / split / name
+    articles = load_corpus(BENCH / split / name / "corpus.jsonl")
+    store = Store(directory, embedder.model_id, embedder.dim)
+    if not same_chunks(store, articles, embedder):
+        building = directory.with_name(name + ".rechunk")
+        shutil.rmtree(building, ignore_errors=True)
+        fresh = Store(building, embedder.model_id, embedder.dim)
+        fresh.copy_embeddings_from(store)
+        store.close()
+        fresh.add_articles(articles, embedder, progress=True)
+        fresh.close()
+        shutil.rmtree(directory)
+        building.rename(directory)
+        store = Store(directory, embedder.model_id, embedder.dim)
+    store.add_articles(articles, embedder)
     # Like the product, every quotable sentence is embedded (the best-sentence score and the
     # quotes read them); this pass only completes an index cached by an older bench.
     store.embed_texts(every_sentence(store), embedder)
     return store
+
+
+def same_chunks(store: Store, articles: Sequence[Article], embedder: Embedder) -> bool:
+    """Whether the passages the store holds are those the chunker gives today (an empty
+    store holds nothing to redo)."""
+    stored = store.passage_bounds()
+    return not stored or all(
+        stored.get(a.id)
+        == [
+            (p.start, p.end)
+            for p in split_into_passages(a, embedder.count_tokens, embedder.max_tokens)
+        ]
+        for a in articles
+        if a.id in stored
+    )
 
 
 def every_sentence(store: Store) -> list[str]:

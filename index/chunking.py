@@ -70,7 +70,16 @@ _ABBREVIATIONS = {
     "e.g",
     "i.e",
 }
-_SENTENCE_END = re.compile(r"[.!?…]+[\"'»”’)\]]*(?=\s+|$)")
+# A sentence ends at . ! ? … (and any closing quotes or brackets) before white space or the
+# end, or -- where text lost its paragraph breaks, as scraped news often has
+# ("l'incendie.Un homme", "surveillance?\".Le gouvernement", "rien\".Après", "rebondir ?Parmi")
+# -- right before a capitalised word, when the mark follows a word (not "3.5", "lemonde.fr"
+# or "node.JS").
+_SENTENCE_END = re.compile(
+    r"[.!?…]+[\"'»”’)\]]*(?=\s+|$)"
+    r"|(?:(?<=[^\W_])|(?<=[^\W_][ \u00a0\u202f]))"
+    r"(?:[.!?…]+[\"'»”’)\]]*|[\"'»”’)\]]+[.!?…]+)\.?(?=[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’])"
+)
 
 
 @dataclass(frozen=True)

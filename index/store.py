@@ -818,6 +818,16 @@ class Store:
             for r in rows
         }
 
+    def passage_bounds(self) -> dict[str, list[tuple[int, int]]]:
+        """Each article's passages as (start, end) offsets in its text, in order: what the
+        chunker produced when it was indexed."""
+        bounds: dict[str, list[tuple[int, int]]] = {}
+        for article_id, start, end in self._db.execute(
+            'SELECT article_id, start, "end" FROM passages ORDER BY article_id, ordinal'
+        ):
+            bounds.setdefault(article_id, []).append((start, end))
+        return bounds
+
     def article_passages(self, article_id: str) -> tuple[list[StoredPassage], np.ndarray]:
         """An article's passages in order, with their vectors (from SQLite, not FAISS)."""
         rows = self._db.execute(

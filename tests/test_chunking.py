@@ -89,6 +89,32 @@ def test_abbreviations_and_initials_do_not_end_sentences() -> None:
     ]
 
 
+def test_sentences_glued_by_lost_paragraph_breaks_are_split() -> None:
+    """Scraped news often loses the break between paragraphs ("incendie.Un homme"): each
+    sentence must still be quotable on its own, while decimals, domains, initials and
+    abbreviations stay whole."""
+    text = (
+        "Le feu serait parti d'une chambre.D'après le site Actu17, une cigarette serait en "
+        'cause.Un homme est mort. "Que dire de ceux qui sont intervenus?".Le gouvernement a '
+        'promis une enquête en 2021.C\'est la troisième.Il a dit "rien".Après tout, pourquoi '
+        "pas ?Parmi eux, Then English...This matters."
+    )
+    assert [text[s.start : s.end] for s in sentence_spans(text)] == [
+        "Le feu serait parti d'une chambre.",
+        "D'après le site Actu17, une cigarette serait en cause.",
+        "Un homme est mort.",
+        '"Que dire de ceux qui sont intervenus?".',
+        "Le gouvernement a promis une enquête en 2021.",
+        "C'est la troisième.",
+        'Il a dit "rien".',
+        "Après tout, pourquoi pas ?",
+        "Parmi eux, Then English...",
+        "This matters.",
+    ]
+    whole = "M.Macron told the U.S.Army 3.5 times on lemonde.fr and node.JS, vs.Chelsea too."
+    assert [whole[s.start : s.end] for s in sentence_spans(whole)] == [whole]
+
+
 def test_real_token_budget_with_the_model_tokenizer(embedder) -> None:  # type: ignore[no-untyped-def]
     article = Article(title="t", text=("Mot " * 30 + "fin. ") * 40)
     for p in split_into_passages(article, embedder.count_tokens, 64):

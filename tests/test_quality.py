@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.quality import BENCH, score_run, set_names
+from bench.quality import BENCH, same_chunks, score_run, set_names
+from index.articles import Article
+from index.store import Store
 
 SCORE = BENCH.parent / "score.py"
 
@@ -48,3 +50,29 @@ def test_scores_match_the_shared_scorer(tmp_path: Path) -> None:
 def test_every_public_set_is_in_the_table() -> None:
     assert "piaf_fr-fr" in set_names("dev", [])
     assert set_names("test", ["piaf_fr-fr", "nope"]) == ["piaf_fr-fr"]
+
+
+def test_a_cached_index_from_another_chunker_is_noticed(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The bench reuses indexes across runs; one whose passages an older chunker cut must be
+    rebuilt, because an ingest never re-chunks an unchanged article."""
+    articles = [
+        Article(
+            title=f"Orage {i}",
+            text=f"Un orage a frappé la Bretagne le jour {i}.Des milliers de foyers sont privés "
+            "d'électricité.Les trains sont annulés.",
+            source="Test",
+            date=f"2024-01-{i + 1:02d}",
+        )
+        for i in range(3)
+    ]
+    store = Store(tmp_path / "store", embedder.model_id, embedder.dim)
+    try:
+        assert same_chunks(store, articles, embedder)  # empty: nothing to redo
+        store.add_articles(articles, embedder)
+        assert same_chunks(store, articles, embedder)
+        with store.writer():
+            store._db.execute('UPDATE passages SET "end" = "end" - 1 WHERE ordinal = 0')
+            store._db.commit()
+        assert not same_chunks(store, articles, embedder)
+    finally:
+        store.close()
