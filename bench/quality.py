@@ -34,6 +34,8 @@ from bench.retrieval import DEPTH, documents, load_corpus, load_queries, write_r
 from bot.answer import Answer, best_evidence, compose_answer, score_quotes
 from bot.config import Settings
 from bot.engine import answer_questions, build_retriever
+from index import articles as articles_module
+from index import chunking
 from index.articles import Article
 from index.chunking import quote_spans, split_into_passages
 from index.dates import question_period
@@ -157,7 +159,9 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
     directory = settings.cache_dir / "bench" / split / name
     articles = load_corpus(BENCH / split / name / "corpus.jsonl")
     store = Store(directory, embedder.model_id, embedder.dim)
-    if not same_chunks(store, articles, embedder):
+    stamp, fingerprint = directory / "chunker.sha256", chunker_fingerprint(embedder)
+    checked = stamp.exists() and stamp.read_text() == fingerprint
+    if not checked and not same_chunks(store, articles, embedder):
         building = directory.with_name(name + ".rechunk")
         shutil.rmtree(building, ignore_errors=True)
         fresh = Store(building, embedder.model_id, embedder.dim)
@@ -169,10 +173,20 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
         building.rename(directory)
         store = Store(directory, embedder.model_id, embedder.dim)
     store.add_articles(articles, embedder)
+    stamp.write_text(fingerprint)
     # Like the product, every quotable sentence is embedded (the best-sentence score and the
     # quotes read them); this pass only completes an index cached by an older bench.
     store.embed_texts(every_sentence(store), embedder)
     return store
+
+
+def chunker_fingerprint(embedder: Embedder) -> str:
+    """Changes whenever the code that cuts passages or the model's token budget does: an
+    index stamped with today's fingerprint needs no re-chunking check (which tokenises every
+    corpus, ~45 s of a warm table)."""
+    code = b"".join(Path(str(m.__file__)).read_bytes() for m in (chunking, articles_module))
+    budget = f"{embedder.model_id}:{embedder.max_tokens}".encode()
+    return hashlib.sha256(code + budget).hexdigest()
 
 
 def same_chunks(store: Store, articles: Sequence[Article], embedder: Embedder) -> bool:
