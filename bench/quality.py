@@ -173,10 +173,12 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
         building.rename(directory)
         store = Store(directory, embedder.model_id, embedder.dim)
     store.add_articles(articles, embedder)
-    stamp.write_text(fingerprint)
-    # Like the product, every quotable sentence is embedded (the best-sentence score and the
-    # quotes read them); this pass only completes an index cached by an older bench.
-    store.embed_texts(every_sentence(store), embedder)
+    if not checked:
+        # Like the product, every quotable sentence is embedded (the best-sentence score and
+        # the quotes read them); this pass only completes an index cached by an older bench,
+        # so an index stamped with today's fingerprint has had it.
+        store.embed_texts(every_sentence(store), embedder)
+        stamp.write_text(fingerprint)
     return store
 
 
