@@ -646,6 +646,12 @@ class Store:
                     "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
                     [(h, v.tobytes()) for h, v in vectors.items()],
                 )
+            # These may be the sentences a passage was remembered as lacking (an index cut
+            # by an older sentence splitter, whose quotes are embedded when first shown).
+            with self._sentence_lock:
+                self._sentence_cache = {
+                    pid: v for pid, v in self._sentence_cache.items() if v is not None
+                }
         return np.vstack([vectors[text_hash(t)] for t in texts])
 
     def copy_embeddings_from(self, other: Store) -> int:
@@ -767,7 +773,7 @@ class Store:
         """The stored vectors of each passage's quotable sentences (embedded at ingest), one
         row per sentence, by passage id; a passage with a sentence never embedded is left
         out. Nothing is embedded here. Kept in memory (up to SENTENCE_CACHE passages) until
-        the next write."""
+        the next write, or, for a passage left out, until `embed_texts` stores new vectors."""
         ids = list(ids)
         with self._sentence_lock:
             if self._sentence_generation != self.generation:

@@ -351,6 +351,24 @@ def test_sentence_vectors_are_the_quotable_sentences_embedded_at_ingest(
     store.close()
 
 
+def test_sentences_embedded_when_quoted_join_the_sentence_score(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """An index whose sentence vectors are missing (cut by an older splitter) gains them as
+    quotes are shown; the sentence score must use them then, not wait for the next ingest."""
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles([FESTIVAL], embedder)
+    passages, _ = store.article_passages(FESTIVAL.id)
+    ids = [p.id for p in passages]
+    assert store.sentence_vectors(ids) == {}
+    generation = store.generation
+    for p in passages:  # what the quote path does for the passages it quotes from
+        store.embed_texts(
+            [p.article.text[a:b] for a, b in quote_spans(p.article.text, p.start, p.end)], embedder
+        )
+    assert store.generation == generation
+    assert sorted(store.sentence_vectors(ids)) == sorted(ids)
+    store.close()
+
+
 def test_a_headline_counts_its_best_sentence_at_its_share(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     assert is_headline("Chemical maker fined for polluting the Meuse")
     assert is_headline('"Niais", "franc-maçon"... Des cadres de FO fichés')
