@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     retrieval.add_argument("bench_dir", type=Path)
     retrieval.add_argument("--out", type=Path, required=True)
     retrieval.add_argument("--store", type=Path, help="where to keep the set's index")
+    qa = bench_sub.add_parser(
+        "qa", help="answers with verbatim quotes over a question set (e.g. newsqa-dev)"
+    )
+    qa.add_argument("bench_dir", type=Path, help="a folder with articles/ and questions.jsonl")
+    qa.add_argument("--out", type=Path, help="write each answer (ask --json) to this file")
     quality = bench_sub.add_parser("quality", help="the quality table over every public set")
     quality.add_argument("--split", choices=["dev", "test"], help="only this split")
     quality.add_argument("--sets", nargs="*", default=[], metavar="NAME", help="only these")
@@ -302,6 +307,11 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench.quality import run_quality
 
         print(run_quality(args, settings))
+        return 0
+    if args.bench_command == "qa":
+        from bench.qa import run_qa
+
+        print(run_qa(args.bench_dir, settings, args.out))
         return 0
     from index.embedding import get_embedder
 
