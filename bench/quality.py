@@ -30,7 +30,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.retrieval import DEPTH, documents, load_corpus, load_queries, write_run
+from bench.retrieval import (
+    documents,
+    every_sentence,
+    load_corpus,
+    load_queries,
+    rank_queries,
+    write_run,
+)
 from bot.answer import Answer, best_evidence, compose_answer, score_quotes
 from bot.config import Settings
 from bot.engine import answer_questions, build_retriever
@@ -38,7 +45,6 @@ from index import articles as articles_module
 from index import chunking
 from index.articles import Article
 from index.chunking import quote_spans, split_into_passages
-from index.dates import question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Retrieval
 from index.store import Store
@@ -206,18 +212,6 @@ def same_chunks(store: Store, articles: Sequence[Article], embedder: Embedder) -
     )
 
 
-def every_sentence(store: Store) -> list[str]:
-    """The quotable sentences of every passage in the store."""
-    sentences = []
-    for article_id in sorted(store.article_ids()):
-        passages, _ = store.article_passages(article_id)
-        for p in passages:
-            sentences += [
-                p.article.text[a:b] for a, b in quote_spans(p.article.text, p.start, p.end)
-            ]
-    return sentences
-
-
 def retrieve(
     store: Store, queries: CachedQueries, settings: Settings, texts: list[str], k: int, floor: float
 ) -> list[Retrieval]:
@@ -266,15 +260,7 @@ def run_set(
     if limit:
         queries = queries[:limit]
     texts = [str(q["text"]) for q in queries]
-    retrievals = retrieve(store, queries_cache, settings, texts, DEPTH * 5, -1.0)
-    # A question naming a month or day is searched as the product does (bot/engine.py):
-    # that date alone first, every date if nothing of that date answers.
-    retriever = build_retriever(settings, store, queries_cache)  # type: ignore[arg-type]
-    for i, text in enumerate(texts):
-        if question_period(text) is not None:
-            ((retrievals[i], _),) = answer_questions(
-                retriever, store, embedder, settings, [text], k=DEPTH * 5, floor=-1.0
-            )
+    retrievals = rank_queries(store, queries_cache, embedder, settings, texts)
     ranked = [documents(r) for r in retrievals]
     write_run(OUT / split / f"{name}.run.jsonl", queries, ranked)
     r1, r5, mrr = score_run(queries, ranked)
@@ -290,7 +276,6 @@ def run_set(
                 store,
                 embedder,
                 settings.max_citations,
-                lexical_weight=settings.quote_lexical_weight,
             )
             gold = answers_of(queries[i])
             quotes = [c.quote for c in answer.citations]
@@ -412,8 +397,7 @@ def run_quality(args: argparse.Namespace, settings: Settings) -> str:
         f"use_question_share={settings.use_question_share} "
         f"sentence_weight={settings.sentence_weight} "
         f"sentence_headline_share={settings.sentence_headline_share} "
-        f"score_floor={settings.score_floor} "
-        f"quote_lexical_weight={settings.quote_lexical_weight}"
+        f"score_floor={settings.score_floor}"
     )
     report = f"{config}\n\n{table(results, refusals, args.quote_sample)}\n"
     if args.calibrate and refusals:

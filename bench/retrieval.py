@@ -12,10 +12,12 @@ import time
 from pathlib import Path
 
 from bot.config import Settings
-from bot.engine import build_retriever
+from bot.engine import answer_questions, build_retriever
 from index.articles import Article, article_from_record
+from index.chunking import quote_spans
+from index.dates import question_period
 from index.embedding import Embedder
-from index.search import Retrieval
+from index.search import QueryEncoder, Retrieval
 from index.store import Store
 
 
@@ -58,23 +60,51 @@ def write_run(out: Path, queries: list[dict[str, object]], ranked: list[list[str
     )
 
 
+def every_sentence(store: Store) -> list[str]:
+    """The quotable sentences of every passage in the store."""
+    sentences = []
+    for article_id in sorted(store.article_ids()):
+        passages, _ = store.article_passages(article_id)
+        for p in passages:
+            sentences += [
+                p.article.text[a:b] for a, b in quote_spans(p.article.text, p.start, p.end)
+            ]
+    return sentences
+
+
+def rank_queries(
+    store: Store, queries: QueryEncoder, embedder: Embedder, settings: Settings, texts: list[str]
+) -> list[Retrieval]:
+    """Each query's retrieval as the product ranks it (the settings' retriever, DEPTH * 5
+    passages, no floor). A query naming a month or day is searched as bot/engine.py does:
+    that date alone first, every date if nothing of that date answers."""
+    retriever = build_retriever(settings, store, queries)  # type: ignore[arg-type]
+    retrievals: list[Retrieval] = []
+    for start in range(0, len(texts), 256):
+        retrievals += retriever.retrieve_many(texts[start : start + 256], k=DEPTH * 5, floor=-1.0)
+    for i, text in enumerate(texts):
+        if question_period(text) is not None:
+            ((retrievals[i], _),) = answer_questions(
+                retriever, store, embedder, settings, [text], k=DEPTH * 5, floor=-1.0
+            )
+    return retrievals
+
+
 def run_retrieval_bench(
     bench_dir: Path, out: Path, embedder: Embedder, store_dir: Path, settings: Settings
 ) -> str:
     """Index the set (embeddings cached in store_dir), rank its queries with the product's
     retriever (the settings' fusion), write the run file and return a summary."""
     started = time.monotonic()
-    store = Store(store_dir, embedder.model_id, embedder.dim, embed_quotes=False)
+    store = Store(store_dir, embedder.model_id, embedder.dim)
     report = store.add_articles(load_corpus(bench_dir / "corpus.jsonl"), embedder, progress=True)
+    # As shipped, every quotable sentence is embedded (the best-sentence score reads them);
+    # this completes an index an older bench built without them.
+    store.embed_texts(every_sentence(store), embedder)
     indexed = time.monotonic()
     queries = load_queries(bench_dir / "queries.jsonl")
-    retriever = build_retriever(settings, store, embedder)
     texts = [str(q["text"]) for q in queries]
-    ranked = [
-        documents(r)
-        for start in range(0, len(texts), 64)
-        for r in retriever.retrieve_many(texts[start : start + 64], k=DEPTH * 5, floor=-1.0)
-    ]
+    ranked = [documents(r) for r in rank_queries(store, embedder, embedder, settings, texts)]
     write_run(out, queries, ranked)
     passages = store.stats().passages
     store.close()

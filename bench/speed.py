@@ -94,7 +94,6 @@ def main() -> None:
                 store,
                 embedder,
                 floor=settings.score_floor,
-                lexical_weight=settings.quote_lexical_weight,
             )
             t2 = time.perf_counter()
             search_ms.append((t1 - t0) * 1000)

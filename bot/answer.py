@@ -12,10 +12,16 @@ from typing import Protocol
 
 import numpy as np
 
+from bot.quote_features import (
+    FEATURES,
+    Candidate,
+    candidate_features,
+    quote_weights,
+    unique_candidates,
+)
 from index.articles import guess_language
 from index.chunking import quote_spans
 from index.dates import Period
-from index.lexical import content_words, question_language, word_overlap
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
 
@@ -88,44 +94,46 @@ class QuoteCandidate:
         return self.hit.passage.article.text[self.start : self.end]
 
 
-def quote_candidates(hits: Sequence[Hit]) -> list[tuple[Hit, int, int]]:
-    """Every quotable span of the retrieved passages, as (hit, start, end) in its article."""
-    return [
-        (hit, start, end)
-        for hit in hits
-        for start, end in quote_spans(hit.passage.article.text, hit.passage.start, hit.passage.end)
-    ]
+def quote_candidates(hits: Sequence[Hit]) -> list[Candidate]:
+    """Every distinct quotable span of the retrieved passages."""
+    spans = [quote_spans(h.passage.article.text, h.passage.start, h.passage.end) for h in hits]
+    return unique_candidates(hits, spans)
+
+
+def described_candidates(
+    retrieval: Retrieval, sentences: SentenceEmbedder, encoder: PassageEncoder
+) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
+    """The quotable spans of the retrieved passages, their e5 cosines to the question and
+    their features (bot/quote_features.py)."""
+    candidates = quote_candidates(retrieval.hits)
+    if not candidates:
+        return [], np.zeros(0, dtype=np.float32), np.zeros((0, len(FEATURES)), np.float32)
+    vectors = sentences.embed_texts([c.text for c in candidates], encoder)
+    cosines = vectors @ retrieval.vector
+    features = candidate_features(retrieval.question, candidates, cosines, retrieval.hits)
+    return candidates, cosines, features
 
 
 def score_quotes(
-    retrieval: Retrieval,
-    sentences: SentenceEmbedder,
-    encoder: PassageEncoder,
-    lexical_weight: float = 0.0,
+    retrieval: Retrieval, sentences: SentenceEmbedder, encoder: PassageEncoder
 ) -> list[QuoteCandidate]:
     """Every quotable sentence of the retrieved passages with its evidence (the mean of its
     own and its passage's similarity to the question, less the same-language penalty and
-    BACKGROUND_WEIGHT times the question's background similarity) and its relevance (the
-    mean without either, plus `lexical_weight` times the share of the question's words it
-    contains, same language only: the answering sentence usually repeats them)."""
-    candidates = quote_candidates(retrieval.hits)
+    BACKGROUND_WEIGHT times the question's background similarity: what the floor is
+    compared with) and its score (how likely it is to answer, by the fitted quote model)."""
+    candidates, cosines, features = described_candidates(retrieval, sentences, encoder)
     if not candidates:
         return []
-    vectors = sentences.embed_texts(
-        [hit.passage.article.text[start:end] for hit, start, end in candidates], encoder
-    )
     question_lang = guess_language(retrieval.question)
-    words_lang = question_language(retrieval.question)
-    words = content_words(retrieval.question) if lexical_weight > 0 else []
-    scored = []
     baseline = BACKGROUND_WEIGHT * retrieval.background
-    for (hit, start, end), similarity in zip(candidates, vectors @ retrieval.vector, strict=True):
-        evidence = (float(similarity) + hit.score) / 2
-        penalty = SAME_LANGUAGE_PENALTY if question_lang == hit.passage.article.lang else 0.0
-        relevance = evidence
-        if words and words_lang is not None and words_lang == hit.passage.article.lang:
-            relevance += lexical_weight * word_overlap(words, hit.passage.article.text[start:end])
-        scored.append(QuoteCandidate(hit, start, end, evidence - penalty - baseline, relevance))
+    scores = features @ quote_weights()
+    scored = []
+    for c, similarity, score in zip(candidates, cosines, scores, strict=True):
+        evidence = (float(similarity) + c.hit.score) / 2
+        penalty = SAME_LANGUAGE_PENALTY if question_lang == c.hit.passage.article.lang else 0.0
+        scored.append(
+            QuoteCandidate(c.hit, c.start, c.end, evidence - penalty - baseline, float(score))
+        )
     return scored
 
 
@@ -140,7 +148,6 @@ def compose_answer(
     encoder: PassageEncoder,
     max_citations: int = 3,
     floor: float = -1.0,
-    lexical_weight: float = 0.0,
     scored: Sequence[QuoteCandidate] | None = None,
 ) -> Answer:
     """Quote the best-answering sentence of each retrieved article (see `score_quotes`;
@@ -149,7 +156,7 @@ def compose_answer(
     if not retrieval.hits:
         return Answer(retrieval.question, False, NO_SOURCE)
     if scored is None:
-        scored = score_quotes(retrieval, sentences, encoder, lexical_weight)
+        scored = score_quotes(retrieval, sentences, encoder)
     scored = [c for c in scored if c.evidence >= floor]
     if not scored:
         return Answer(retrieval.question, False, NO_SOURCE)

@@ -84,12 +84,6 @@ class Settings(BaseSettings):
         description="share of use_weight kept for questions ending in '?' (USE matches "
         "translations better than answers; tuned on dev sets)",
     )
-    quote_lexical_weight: float = Field(
-        0.1,
-        ge=0,
-        description="bonus, per share of the question's words a sentence repeats, when "
-        "choosing the quote (same language only; 0: similarity alone)",
-    )
     batch_size: int = Field(16, ge=1, le=512, description="passages embedded per batch")
     max_question_chars: int = Field(1000, ge=10, description="longer questions are refused")
     questions_per_minute: int = Field(

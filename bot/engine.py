@@ -74,7 +74,6 @@ def answer_questions(
             embedder,
             settings.max_citations,
             settings.score_floor,
-            lexical_weight=settings.quote_lexical_weight,
         )
 
     vectors = retriever.encoder.embed_queries(list(questions)) if questions else None

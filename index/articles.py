@@ -101,6 +101,15 @@ def is_heading(paragraph: str) -> bool:
     return line[-1] not in _FINAL_PUNCTUATION or (line[0] in "'\"«“" and len(line.split()) <= 4)
 
 
+def is_title_line(paragraph: str) -> bool:
+    """A headline heading a file: one line without final punctuation, of any length a
+    headline has (a sub-heading inside the text must be shorter, see `is_heading`)."""
+    line = paragraph.strip()
+    return (
+        bool(line) and "\n" not in line and len(line) <= 300 and line[-1] not in _FINAL_PUNCTUATION
+    )
+
+
 def title_from_text(text: str, limit: int = 100) -> str:
     """A title for articles that carry none: the first sentence of the lead, shortened."""
     lead = text.strip().split("\n", 1)[0]
@@ -136,7 +145,7 @@ def parse_seed_text(raw: str, name: str = "") -> Article:
     if not paragraphs:
         raise ArticleError("the file has no text besides its date and source lines")
     title = ""
-    if len(paragraphs) > 1 and is_heading(paragraphs[0]):
+    if len(paragraphs) > 1 and is_title_line(paragraphs[0]):
         title = paragraphs.pop(0)  # a headline on the date line, not part of the body
     text = "\n\n".join(paragraphs)
     return Article(

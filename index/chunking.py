@@ -251,15 +251,22 @@ def _words(text: str, sentence: Sentence) -> int:
 
 
 def quote_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    """The sentences of text[start:end] that can be quoted on their own: a very short one
-    (under MIN_QUOTE_WORDS words) is joined to the next."""
-    spans = sentence_spans(text, start, end)
+    """The sentences of text[start:end] that can be quoted on their own. A paragraph break
+    always ends one (a headline is never glued to the lead), a sub-heading is not quoted
+    (unless the range holds nothing else), and a very short sentence (under
+    MIN_QUOTE_WORDS words) is joined to the next one of its paragraph."""
+    paragraphs = [
+        (max(a, start), min(b, end)) for a, b in paragraph_spans(text) if a < end and b > start
+    ]
+    prose = [(a, b) for a, b in paragraphs if not is_heading(text[a:b])] or paragraphs
     out = []
-    for i, span in enumerate(spans):
-        stop = span.end
-        if len(text[span.start : span.end].split()) < MIN_QUOTE_WORDS and i + 1 < len(spans):
-            stop = spans[i + 1].end
-        out.append((span.start, stop))
+    for first, last in prose:
+        spans = sentence_spans(text, first, last)
+        for i, span in enumerate(spans):
+            stop = span.end
+            if len(text[span.start : span.end].split()) < MIN_QUOTE_WORDS and i + 1 < len(spans):
+                stop = spans[i + 1].end
+            out.append((span.start, stop))
     return out
 
 

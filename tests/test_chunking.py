@@ -125,3 +125,33 @@ def test_a_headline_only_article_still_gives_a_passage() -> None:
     article = Article(title="Detecting unusual oscillations", text="Detecting unusual oscillations")
     passages = split_into_passages(article)
     assert [p.text for p in passages] == ["Detecting unusual oscillations"]
+
+
+def test_a_paragraph_break_always_ends_a_quote() -> None:
+    from index.chunking import quote_spans
+
+    text = (
+        "Un bateau de croisière percute un quai à Venise\n\n"
+        "Le bateau, long de 275 m, a percuté un quai dimanche matin. Quatre personnes ont "
+        "été blessées.\n\nDes images montrent la panique sur le quai au moment du choc."
+    )
+    quotes = [text[a:b] for a, b in quote_spans(text, 0, len(text))]
+    assert all("\n\n" not in q for q in quotes), quotes
+    # The headline (a short line without final punctuation) is never a quote of its own.
+    assert not any(q.startswith("Un bateau de croisière") for q in quotes)
+    # A short sentence joins the next one of its own paragraph only.
+    assert "Quatre personnes ont été blessées." in quotes
+    assert quotes[-1] == "Des images montrent la panique sur le quai au moment du choc."
+
+
+def test_a_headline_on_the_date_line_is_the_title_not_the_text() -> None:
+    raw = (
+        "date 2019-11-03 Yvette Lundy, figure de la Résistance française, est décédée à 103 ans"
+        "\n\nRevenue du camp de Ravensbrück, elle a témoigné toute sa vie.\n\n/AFP\n"
+    )
+    article = parse_seed_text(raw)
+    assert article.title.startswith("Yvette Lundy, figure de la Résistance")
+    assert article.text.startswith("Revenue du camp")
+    # A lead sentence on the date line (the seed's shape) stays in the text.
+    lead = parse_seed_text("date 2023-09 Le Kremlin a démenti.\n\nAucun accord.\n\n/ATS\n")
+    assert lead.text.startswith("Le Kremlin a démenti.")
