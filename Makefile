@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PIN ?= torch==2.13.0
 export NEWSBOT_CACHE_DIR ?= $(CURDIR)/.cache
 
-.PHONY: setup demo test run lint bench-retrieval bench-quality model clean
+.PHONY: setup demo test run lint bench-retrieval bench-quality bench-qa model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ bench-retrieval: setup
 
 bench-quality: setup  ## the quality table (retrieval, quotes, refusals) over every dev and test set
 	$(NEWSBOT) bench quality
+
+bench-qa: setup  ## questions over whole articles answered by quotes (newsqa-dev)
+	$(NEWSBOT) bench qa ../shared/bench/newsqa-dev --out bench/out/qa/newsqa-dev.jsonl
 
 clean:
 	rm -rf $(VENV) .cache data/store data/store.* .pytest_cache

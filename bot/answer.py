@@ -6,12 +6,22 @@ answers the question, and every quote is a slice of its article's text.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from bot.answer_type import (
+    DATE,
+    MONEY,
+    OTHER,
+    QUANTITY,
+    expected_answer_type,
+    sentence_types,
+)
 from bot.quote_features import (
     FEATURES,
     Candidate,
@@ -19,7 +29,7 @@ from bot.quote_features import (
     quote_weights,
     unique_candidates,
 )
-from index.articles import guess_language
+from index.articles import Article, guess_language
 from index.chunking import quote_spans
 from index.dates import Period
 from index.search import Hit, Retrieval
@@ -36,8 +46,12 @@ SAME_LANGUAGE_PENALTY = 0.02
 # background is subtracted (0.5 fitted on the dev sets: refusals 0.86 -> 0.94 at the same
 # answer rate; the whole background over-corrects).
 BACKGROUND_WEIGHT = 0.5
-# A further article is cited only if its best sentence is this close to the best one.
+# A further article is cited only if its evidence is this close to the best article's.
 CITATION_MARGIN = 0.06
+# A question asking for one of these must find it in one of its TYPE_CHECKED best quotes.
+CHECKED_TYPES = frozenset({QUANTITY, MONEY, DATE})
+TYPE_CHECKED = 3
+_YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
 
 class SentenceEmbedder(Protocol):
@@ -137,6 +151,50 @@ def score_quotes(
     return scored
 
 
+def question_years(question: str) -> set[str]:
+    """The years a question names ("in 2012", "the 2019 prize")."""
+    return set(_YEAR.findall(question))
+
+
+def names_every_year(article: Article, years: set[str]) -> bool:
+    """Whether the article mentions every year the question names (in its text, title or
+    date): one that never does cannot hold a fact of that year."""
+    if not years:
+        return True
+    said = f"{article.date or ''} {article.title} {article.text}"
+    return all(year in said for year in years)
+
+
+def holds_answer_type(best: Sequence[QuoteCandidate], kind: str) -> bool:
+    """A question asking for a number, a sum or a date is answered only if one of its best
+    quotes holds one: an article on the topic that never gives the figure asked for is not
+    an answer (the near-miss: "how much did it cost?" over an article with no price)."""
+    return kind not in CHECKED_TYPES or any(kind in sentence_types(c.quote) for c in best)
+
+
+def with_answer_after(
+    chosen: QuoteCandidate, scored: Sequence[QuoteCandidate], kind: str
+) -> QuoteCandidate:
+    """The chosen quote, extended by the next sentence of its paragraph when only that one
+    holds what the question asks for ("Le bateau a percuté un quai." + "Quatre personnes
+    ont été blessées.")."""
+    if kind == OTHER or kind in sentence_types(chosen.quote):
+        return chosen
+    text = chosen.hit.passage.article.text
+    following = [
+        c
+        for c in scored
+        if c.hit.passage.article.id == chosen.hit.passage.article.id
+        and c.start >= chosen.end
+        and not text[chosen.end : c.start].strip()
+        and "\n\n" not in text[chosen.end : c.start]
+    ]
+    for c in following:
+        if kind in sentence_types(c.quote):
+            return dataclasses.replace(chosen, end=c.end)
+    return chosen
+
+
 def best_evidence(candidates: Sequence[QuoteCandidate]) -> float:
     """What the floor is compared with: the question is answered iff this clears it."""
     return max((c.evidence for c in candidates), default=-1.0)
@@ -157,15 +215,32 @@ def compose_answer(
         return Answer(retrieval.question, False, NO_SOURCE)
     if scored is None:
         scored = score_quotes(retrieval, sentences, encoder)
-    scored = [c for c in scored if c.evidence >= floor]
-    if not scored:
+    years = question_years(retrieval.question)
+    scored = [c for c in scored if names_every_year(c.hit.passage.article, years)]
+    # An article is cited when one of its sentences clears the floor; the sentence quoted
+    # is then its best-scored one, which may be less similar to the question than the one
+    # that cleared it (the answer is often the sentence after the one restating it).
+    stories = {c.hit.passage.story_id for c in scored if c.evidence >= floor}
+    scored = sorted(
+        (c for c in scored if c.hit.passage.story_id in stories), key=lambda c: -c.score
+    )
+    kind = expected_answer_type(retrieval.question)
+    if not scored or not holds_answer_type(scored[:TYPE_CHECKED], kind):
         return Answer(retrieval.question, False, NO_SOURCE)
-    scored.sort(key=lambda c: c.score, reverse=True)
     best_per_story: dict[str, QuoteCandidate] = {}
+    relevance: dict[str, float] = {}
     for cand in scored:
-        best_per_story.setdefault(cand.hit.passage.story_id, cand)
-    top = scored[0].score
-    chosen = [c for c in best_per_story.values() if c.score >= top - CITATION_MARGIN]
+        story = cand.hit.passage.story_id
+        best_per_story.setdefault(story, cand)
+        relevance[story] = max(relevance.get(story, -1.0), cand.evidence)
+    # Which articles are cited is a matter of relevance (evidence); which of their
+    # sentences is quoted, of the quote model.
+    top = max(relevance.values())
+    chosen = [
+        with_answer_after(c, scored, kind)
+        for story, c in best_per_story.items()
+        if relevance[story] >= top - CITATION_MARGIN
+    ]
     citations = [
         Citation(
             n=i,

@@ -88,3 +88,53 @@ def test_evidence_is_measured_against_the_background(store: Store, embedder) -> 
     refused = compose_answer(high, store, embedder, floor=floor)
     assert answered.answered and "storm" in answered.answer
     assert not refused.answered and not refused.citations
+
+
+VENICE = (
+    "Un paquebot heurte un quai à Venise\n\n"
+    "Le MSC Opera, un bateau de croisière long de 275 mètres, a percuté dimanche matin un "
+    "quai du canal de la Giudecca à Venise. Quatre personnes ont été blessées. Des images "
+    "montrent des touristes qui fuient le long du quai au moment du choc.\n\n"
+    "Le maire de la ville réclame depuis des années que les grands navires soient éloignés "
+    "du centre historique."
+)
+
+
+@pytest.fixture(scope="module")
+def venice(tmp_path_factory: pytest.TempPathFactory, embedder) -> Store:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path_factory.mktemp("venice"), embedder.model_id, embedder.dim)
+    articles = [
+        Article(title=f"Story {n}", text=text, source="Test", date="2019-06-02", lang="en")
+        for n, text in enumerate(TOPICS)
+    ]
+    articles.append(
+        Article(title="Venise", text=VENICE, source="ATS", date="2019-06-02", lang="fr")
+    )
+    store.add_articles(articles, embedder)
+    return store
+
+
+def _ask(store: Store, embedder, question: str):  # type: ignore[no-untyped-def]
+    retrieval = Retriever(store, embedder).retrieve_many([question], k=3)[0]
+    return compose_answer(retrieval, store, embedder, floor=0.0)
+
+
+def test_the_quote_answers_rather_than_restates(venice: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    question = "How many people were hurt when a cruise liner struck a quay in Venice?"
+    retrieval = Retriever(venice, embedder).retrieve_many([question], k=3)[0]
+    scored = score_quotes(retrieval, venice, embedder)
+    by_similarity = max(scored, key=lambda c: c.evidence)
+    assert by_similarity.quote.startswith("Le MSC Opera")  # the restating sentence
+    answer = compose_answer(retrieval, venice, embedder, floor=0.0)
+    assert answer.answered
+    assert "Quatre personnes ont été blessées." in answer.citations[0].quote
+    assert "\n" not in answer.citations[0].quote
+
+
+def test_a_near_miss_gets_no_source(venice: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    # The article is on the topic, but gives no sum and nothing of 2012.
+    assert not _ask(
+        venice, embedder, "How much did the repairs to the quay in Venice cost?"
+    ).answered
+    assert not _ask(venice, embedder, "How many people were hurt in Venice in 2012?").answered
+    assert _ask(venice, embedder, "How many people were hurt in Venice in 2019?").answered
