@@ -31,7 +31,7 @@ from bot.quote_features import (
 )
 from index.articles import Article, guess_language
 from index.chunking import quote_spans
-from index.dates import Period
+from index.dates import Period, question_period
 from index.search import Hit, Retrieval
 from index.store import PassageEncoder
 
@@ -152,7 +152,11 @@ def score_quotes(
 
 
 def question_years(question: str) -> set[str]:
-    """The years a question names ("in 2012", "the 2019 prize")."""
+    """The years a question names ("the 2019 prize"), unless it names a publication period
+    ("in May 2025", "in 2012"): that one is searched as a date first and, when nothing of
+    that date answers, answered from other dates with a notice (bot/engine.py)."""
+    if question_period(question) is not None:
+        return set()
     return set(_YEAR.findall(question))
 
 

@@ -90,7 +90,7 @@ def candidate_features(
     question_words = set(words)
     wanted = specifics(question)
     neighbours = _neighbours(candidates)
-    first_of_article = {}
+    first_of_article: dict[str, int] = {}
     for i, c in enumerate(candidates):
         key = c.hit.passage.article.id
         if key not in first_of_article or c.start < candidates[first_of_article[key]].start:
