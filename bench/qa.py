@@ -24,7 +24,7 @@ from pathlib import Path
 
 from bot.answer import Answer
 from bot.config import Settings
-from index.articles import iter_article_files, load_file
+from index.articles import Article, iter_article_files, load_articles
 from index.chunking import sentence_spans
 
 METADATA = "index.jsonl"
@@ -135,14 +135,18 @@ def run_qa(directory: Path, settings: Settings, out: Path | None = None) -> str:
 
     started = time.monotonic()
     directory = directory.resolve()
-    files = article_files(directory)
-    file_of_article = {a.id: p.name for p in files for a in load_file(p)}
+    articles: list[Article] = []
+    file_of_article: dict[str, str] = {}
+    for path in article_files(directory):  # one file at a time: which article is whose
+        loaded = load_articles([path])
+        for error in loaded.errors:
+            print(f"  not indexed: {error}")
+        articles += loaded.articles
+        file_of_article.update((a.id, path.name) for a in loaded.articles)
     data_dir = settings.cache_dir / "bench" / "qa" / directory.name
     engine = Engine(settings.model_copy(update={"data_dir": data_dir, "llm_base_url": None}))
     try:
-        _, errors = engine.ingest(files)
-        for error in errors:
-            print(f"  not indexed: {error}")
+        engine.add_articles(articles)
         questions = load_questions(directory)
         answers = engine.ask([str(q["question"]) for q in questions])
     finally:

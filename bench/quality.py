@@ -212,16 +212,6 @@ def same_chunks(store: Store, articles: Sequence[Article], embedder: Embedder) -
     )
 
 
-def retrieve(
-    store: Store, queries: CachedQueries, settings: Settings, texts: list[str], k: int, floor: float
-) -> list[Retrieval]:
-    retriever = build_retriever(settings, store, queries)  # type: ignore[arg-type]
-    out: list[Retrieval] = []
-    for start in range(0, len(texts), 256):
-        out += retriever.retrieve_many(texts[start : start + 256], k=k, floor=floor)
-    return out
-
-
 def ask(
     store: Store,
     queries: CachedQueries,

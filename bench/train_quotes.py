@@ -56,7 +56,7 @@ def collect(store, queries, embedder, settings: Settings, items: list[tuple[str,
         for (_, keys), retrieval in zip(
             chunk, retriever.retrieve_many([t for t, _ in chunk]), strict=True
         ):
-            candidates, cosines, x = described_candidates(retrieval, store, embedder)
+            candidates, cosines, x, _ = described_candidates(retrieval, store, embedder)
             if len(candidates) < 2:
                 continue
             y = np.array([any(k in c.text for k in keys) for c in candidates], dtype=np.float32)
@@ -73,13 +73,10 @@ def loss(w: np.ndarray, groups: list[Group], weights: list[float]) -> tuple[floa
         s = s - s.max()
         p = np.exp(s)
         p /= p.sum()
-        target = g.y / g.y.sum()
-        total -= gw * float(np.log((p * g.y).sum() + 1e-12))
-        # d/dw of -log(sum_pos p) = sum_i p_i x_i - sum_pos (p_i / sum_pos p) x_i
         pos = p * g.y
-        grad += (
-            gw * (p @ g.x - (pos / pos.sum()) @ g.x) if pos.sum() > 0 else gw * (p - target) @ g.x
-        )
+        total -= gw * float(np.log(pos.sum() + 1e-12))
+        # d/dw of -log(sum_pos p) = sum_i p_i x_i - sum_pos (p_i / sum_pos p) x_i
+        grad += gw * (p @ g.x - (pos / pos.sum()) @ g.x)  # every group has a positive
     norm = sum(weights)
     return total / norm + L2 * float(w @ w), grad / norm + 2 * L2 * w
 

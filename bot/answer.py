@@ -20,7 +20,6 @@ from bot.answer_type import (
     OTHER,
     QUANTITY,
     expected_answer_type,
-    sentence_types,
 )
 from bot.quote_features import (
     FEATURES,
@@ -96,16 +95,14 @@ class Answer:
 
 
 @dataclass(frozen=True)
-class QuoteCandidate:
-    hit: Hit
-    start: int
-    end: int
+class QuoteCandidate(Candidate):
     evidence: float  # compared with the floor (same-language penalty applied)
-    score: float  # what candidates are ranked by: no penalty, relevance alone
+    score: float  # what candidates are ranked by: the quote model's log-odds
+    types: frozenset[str]  # the answer types it holds (bot/answer_type.py)
 
     @property
     def quote(self) -> str:
-        return self.hit.passage.article.text[self.start : self.end]
+        return self.text
 
 
 def quote_candidates(hits: Sequence[Hit]) -> list[Candidate]:
@@ -116,16 +113,16 @@ def quote_candidates(hits: Sequence[Hit]) -> list[Candidate]:
 
 def described_candidates(
     retrieval: Retrieval, sentences: SentenceEmbedder, encoder: PassageEncoder
-) -> tuple[list[Candidate], np.ndarray, np.ndarray]:
-    """The quotable spans of the retrieved passages, their e5 cosines to the question and
-    their features (bot/quote_features.py)."""
+) -> tuple[list[Candidate], np.ndarray, np.ndarray, list[frozenset[str]]]:
+    """The quotable spans of the retrieved passages, their e5 cosines to the question,
+    their features and the answer types they hold (bot/quote_features.py)."""
     candidates = quote_candidates(retrieval.hits)
     if not candidates:
-        return [], np.zeros(0, dtype=np.float32), np.zeros((0, len(FEATURES)), np.float32)
+        return [], np.zeros(0, dtype=np.float32), np.zeros((0, len(FEATURES)), np.float32), []
     vectors = sentences.embed_texts([c.text for c in candidates], encoder)
     cosines = vectors @ retrieval.vector
-    features = candidate_features(retrieval.question, candidates, cosines, retrieval.hits)
-    return candidates, cosines, features
+    features, types = candidate_features(retrieval.question, candidates, cosines, retrieval.hits)
+    return candidates, cosines, features, types
 
 
 def score_quotes(
@@ -135,18 +132,18 @@ def score_quotes(
     own and its passage's similarity to the question, less the same-language penalty and
     BACKGROUND_WEIGHT times the question's background similarity: what the floor is
     compared with) and its score (how likely it is to answer, by the fitted quote model)."""
-    candidates, cosines, features = described_candidates(retrieval, sentences, encoder)
+    candidates, cosines, features, types = described_candidates(retrieval, sentences, encoder)
     if not candidates:
         return []
     question_lang = guess_language(retrieval.question)
     baseline = BACKGROUND_WEIGHT * retrieval.background
     scores = features @ quote_weights()
     scored = []
-    for c, similarity, score in zip(candidates, cosines, scores, strict=True):
+    for c, similarity, score, held in zip(candidates, cosines, scores, types, strict=True):
         evidence = (float(similarity) + c.hit.score) / 2
         penalty = SAME_LANGUAGE_PENALTY if question_lang == c.hit.passage.article.lang else 0.0
         scored.append(
-            QuoteCandidate(c.hit, c.start, c.end, evidence - penalty - baseline, float(score))
+            QuoteCandidate(c.hit, c.start, c.end, evidence - penalty - baseline, float(score), held)
         )
     return scored
 
@@ -163,8 +160,6 @@ def question_years(question: str) -> set[str]:
 def names_every_year(article: Article, years: set[str]) -> bool:
     """Whether the article mentions every year the question names (in its text, title or
     date): one that never does cannot hold a fact of that year."""
-    if not years:
-        return True
     said = f"{article.date or ''} {article.title} {article.text}"
     return all(year in said for year in years)
 
@@ -173,7 +168,7 @@ def holds_answer_type(best: Sequence[QuoteCandidate], kind: str) -> bool:
     """A question asking for a number, a sum or a date is answered only if one of its best
     quotes holds one: an article on the topic that never gives the figure asked for is not
     an answer (the near-miss: "how much did it cost?" over an article with no price)."""
-    return kind not in CHECKED_TYPES or any(kind in sentence_types(c.quote) for c in best)
+    return kind not in CHECKED_TYPES or any(kind in c.types for c in best)
 
 
 def with_answer_after(
@@ -182,21 +177,23 @@ def with_answer_after(
     """The chosen quote, extended by the next sentence of its paragraph when only that one
     holds what the question asks for ("Le bateau a percuté un quai." + "Quatre personnes
     ont été blessées.")."""
-    if kind == OTHER or kind in sentence_types(chosen.quote):
+    if kind == OTHER or kind in chosen.types:
         return chosen
     text = chosen.hit.passage.article.text
-    following = [
-        c
-        for c in scored
-        if c.hit.passage.article.id == chosen.hit.passage.article.id
-        and c.start >= chosen.end
-        and not text[chosen.end : c.start].strip()
-        and "\n\n" not in text[chosen.end : c.start]
-    ]
-    for c in following:
-        if kind in sentence_types(c.quote):
-            return dataclasses.replace(chosen, end=c.end)
-    return chosen
+    following = next(
+        (
+            c
+            for c in scored
+            if c.hit.passage.article.id == chosen.hit.passage.article.id
+            and c.start >= chosen.end
+            and not text[chosen.end : c.start].strip()
+            and "\n\n" not in text[chosen.end : c.start]
+        ),
+        None,
+    )
+    if following is None or kind not in following.types:
+        return chosen
+    return dataclasses.replace(chosen, end=following.end, types=chosen.types | following.types)
 
 
 def best_evidence(candidates: Sequence[QuoteCandidate]) -> float:
@@ -220,7 +217,10 @@ def compose_answer(
     if scored is None:
         scored = score_quotes(retrieval, sentences, encoder)
     years = question_years(retrieval.question)
-    scored = [c for c in scored if names_every_year(c.hit.passage.article, years)]
+    if years:
+        articles = {c.hit.passage.article.id: c.hit.passage.article for c in scored}
+        named = {a for a, article in articles.items() if names_every_year(article, years)}
+        scored = [c for c in scored if c.hit.passage.article.id in named]
     # An article is cited when one of its sentences clears the floor; the sentence quoted
     # is then its best-scored one, which may be less similar to the question than the one
     # that cleared it (the answer is often the sentence after the one restating it).

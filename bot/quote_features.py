@@ -75,12 +75,14 @@ def unique_candidates(
 
 def candidate_features(
     question: str, candidates: Sequence[Candidate], cosines: np.ndarray, hits: Sequence[Hit]
-) -> np.ndarray:
-    """The FEATURES of each candidate, one row each (`cosines`: each one's e5 cosine)."""
+) -> tuple[np.ndarray, list[frozenset[str]]]:
+    """The FEATURES of each candidate, one row each (`cosines`: each one's e5 cosine), and
+    the answer types each one holds."""
     n = len(candidates)
     x = np.zeros((n, len(FEATURES)), dtype=np.float32)
+    types: list[frozenset[str]] = []
     if not n:
-        return x
+        return x, types
     best = float(cosines.max())
     best_passage = max(c.hit.score for c in candidates)
     rank = {id(h): i for i, h in enumerate(hits)}
@@ -90,11 +92,6 @@ def candidate_features(
     question_words = set(words)
     wanted = specifics(question)
     neighbours = _neighbours(candidates)
-    first_of_article: dict[str, int] = {}
-    for i, c in enumerate(candidates):
-        key = c.hit.passage.article.id
-        if key not in first_of_article or c.start < candidates[first_of_article[key]].start:
-            first_of_article[key] = i
     column = {name: j for j, name in enumerate(FEATURES)}
     for i, c in enumerate(candidates):
         text = c.text
@@ -109,6 +106,7 @@ def candidate_features(
             own = content_words(text)
             row[column["restates"]] = sum(w in question_words for w in own) / max(1, len(own))
         facts = sentence_facts(text, wanted)
+        types.append(facts.types)
         row[column["covered"]] = facts.covered
         row[column["novel"]] = math.log1p(facts.novel)
         if kind != OTHER:
@@ -116,11 +114,11 @@ def candidate_features(
                 row[column[f"type_{kind}"]] = 1.0
             else:
                 row[column["type_missing"]] = 1.0
-        lead = first_of_article[c.hit.passage.article.id] == i and c.hit.passage.start == 0
-        row[column["lead"]] = float(lead)
+        # The first candidate of an article whose passage opens it: the article's lead.
+        row[column["lead"]] = float(prev is None and c.hit.passage.start == 0)
         row[column["words"]] = math.log(max(1, len(text.split())))
         row[column["rank"]] = rank.get(id(c.hit), len(hits))
-    return x
+    return x, types
 
 
 def _neighbours(candidates: Sequence[Candidate]) -> list[tuple[int | None, int | None]]:

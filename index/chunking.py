@@ -136,9 +136,13 @@ def _trimmed(text: str, start: int, end: int) -> Sentence:
     return Sentence(start, end)
 
 
-def paragraph_spans(text: str) -> list[tuple[int, int]]:
-    """Offsets of the blank-line-separated paragraphs of an article's text."""
-    return [(m.start(), m.end()) for m in re.finditer(r"\S(?:.|\n(?!\s*\n))*", text)]
+_PARAGRAPH = re.compile(r"\S(?:.|\n(?!\s*\n))*")
+
+
+def paragraph_spans(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
+    """Offsets of the blank-line-separated paragraphs of text[start:end] (an article's)."""
+    end = len(text) if end is None else end
+    return [(m.start(), m.end()) for m in _PARAGRAPH.finditer(text, start, end)]
 
 
 def approximate_tokens(text: str) -> int:
@@ -255,9 +259,7 @@ def quote_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
     always ends one (a headline is never glued to the lead), a sub-heading is not quoted
     (unless the range holds nothing else), and a very short sentence (under
     MIN_QUOTE_WORDS words) is joined to the next one of its paragraph."""
-    paragraphs = [
-        (max(a, start), min(b, end)) for a, b in paragraph_spans(text) if a < end and b > start
-    ]
+    paragraphs = paragraph_spans(text, start, end)
     prose = [(a, b) for a, b in paragraphs if not is_heading(text[a:b])] or paragraphs
     out = []
     for first, last in prose:
