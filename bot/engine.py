@@ -13,20 +13,22 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.phrasing import Phraser
-from index.articles import Article
-from index.corpus import RebuildReport, ingest_paths, open_store, rebuild_lock, rebuild_store
+from index.articles import Article, load_articles
+from index.corpus import RebuildReport, open_store, rebuild_lock, rebuild_store
 from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
 from index.search import Fusion, Retrieval, Retriever, SearchFilters
-from index.store import IngestReport, Store, StoreStats
+from index.store import IngestReport, Store, StoreRetired, StoreStats
 
 log = logging.getLogger(__name__)
 
 RETIRE_AFTER_S = 60.0
+T = TypeVar("T")
 
 
 def retention_cutoff(days: int, now: float | None = None) -> tuple[str, float]:
@@ -138,13 +140,45 @@ class Engine:
             settings.model, settings.cache_dir, batch_size=settings.batch_size
         )
         self._swap_lock = threading.Lock()
-        self.store: Store = open_store(settings.data_dir, self.embedder)
+        self._store: Store = open_store(settings.data_dir, self.embedder)
         self.phraser: Phraser | None = None
         if settings.llm_base_url:
             key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
             self.phraser = Phraser(
                 settings.llm_base_url, settings.llm_model, key, settings.llm_timeout
             )
+
+    @property
+    def store(self) -> Store:
+        """The data dir's current store: after a reindex (by this process or any other)
+        swapped a new one in, the next call gets the new one; the old one is closed once
+        questions already running on it are done."""
+        store = self._store
+        if store.retired:
+            with self._swap_lock:
+                if self._store is store:
+                    log.info("the index in %s was rebuilt: reopening it", store.directory)
+                    self._install(open_store(self.settings.data_dir, self.embedder))
+            store = self._store
+        return store
+
+    def _install(self, new: Store) -> None:
+        """Swap `new` in (under _swap_lock); questions still reading the old one may go on
+        for a while, so it is closed a little later."""
+        old, self._store = self._store, new
+        timer = threading.Timer(RETIRE_AFTER_S, old.close)
+        timer.daemon = True
+        timer.start()
+
+    def _write(self, write: Callable[[Store], T]) -> T:
+        """Run a write on the current store; when a reindex swapped a new store in while
+        the write waited for the lock, run it on the new one (it is never lost)."""
+        for _ in range(3):
+            try:
+                return write(self.store)
+            except StoreRetired:
+                continue
+        return write(self.store)
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
         """Answer several questions (see `answer_questions`)."""
@@ -168,13 +202,16 @@ class Engine:
     def ingest(
         self, paths: Sequence[Path], progress: bool = False
     ) -> tuple[IngestReport, list[str]]:
-        report = ingest_paths(self.store, list(paths), self.embedder, progress=progress)
+        loaded = load_articles(list(paths))
+        report = self._write(
+            lambda store: store.add_articles(loaded.articles, self.embedder, progress=progress)
+        )
         self.prepare(self.store)
-        return report
+        return report, loaded.errors + report.rejected
 
     def add_articles(self, articles: Sequence[Article]) -> IngestReport:
         """Index new articles (a feed poll, one page) and prepare them for questions."""
-        report = self.store.add_articles(articles, self.embedder)
+        report = self._write(lambda store: store.add_articles(articles, self.embedder))
         if report.added or report.updated:
             self.prepare(self.store)
         return report
@@ -184,21 +221,21 @@ class Engine:
         A file in DATA_DIR/articles/ comes back at the next reindex unless deleted too.
         Raises RebuildInProgress while a reindex runs (the rebuilt index would keep it)."""
         with rebuild_lock(self.settings.data_dir):  # RebuildInProgress: it would come back
-            store = self.store
-            found = store.find_article(ref)
-            if found is None or not store.remove_articles([found.id]):
+            found = self.store.find_article(ref)
+            if found is None or not self._write(lambda store: store.remove_articles([found.id])):
                 return None
-            self.prepare(store)
+            self.prepare(self.store)
             return found
 
     def forget_older_than(self, days: int, now: float | None = None) -> int:
         """Remove the articles older than `days` (see Store.articles_older_than)."""
         cutoff, moment = retention_cutoff(days, now)
-        store = self.store
-        removed = store.remove_articles(store.articles_older_than(cutoff, moment))
+        removed = self._write(
+            lambda store: store.remove_articles(store.articles_older_than(cutoff, moment))
+        )
         if removed:
             log.info("retention: %d article(s) older than %s forgotten", removed, cutoff)
-            self.prepare(store)
+            self.prepare(self.store)
         return removed
 
     def prepare(self, store: Store) -> None:
@@ -221,19 +258,18 @@ class Engine:
             progress=progress,
             on_progress=on_progress,
         )
-        self.prepare(new_store)  # before the swap: readers never wait for it
+        self.prepare(new_store)
         with self._swap_lock:
-            self.store = new_store
-        # Questions already running may still read the old store: close it a little later.
-        timer = threading.Timer(RETIRE_AFTER_S, old.close)
-        timer.daemon = True
-        timer.start()
+            if self._store is old:
+                self._install(new_store)
+            else:  # a writer of this process already followed the swap
+                new_store.close()
         return report
 
     def stats(self) -> StoreStats:
         return self.store.stats()
 
     def close(self) -> None:
-        self.store.close()
+        self._store.close()
         if self.phraser is not None:
             self.phraser.close()

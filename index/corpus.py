@@ -40,10 +40,19 @@ def articles_dir(data_dir: Path) -> Path:
     return Path(data_dir) / "articles"
 
 
+def write_lock_path(data_dir: Path) -> Path:
+    """The writers' lock of a data dir: beside the store folder, so it outlives a swap."""
+    return Path(data_dir) / "write.lock"
+
+
 def open_store(data_dir: Path, encoder: PassageEncoder) -> Store:
     """Open (or create) the data dir's store for this encoder's model."""
-    _recover_interrupted_swap(Path(data_dir))
-    return Store(store_dir(data_dir), encoder.model_id, encoder.dim)
+    data_dir = Path(data_dir)
+    _recover_interrupted_swap(data_dir)
+    _remove_abandoned_build(data_dir)
+    return Store(
+        store_dir(data_dir), encoder.model_id, encoder.dim, lock_path=write_lock_path(data_dir)
+    )
 
 
 def ingest_paths(
@@ -52,7 +61,7 @@ def ingest_paths(
     """Load files and add their articles; bad files are reported, the rest ingested."""
     loaded = load_articles(paths)
     report = store.add_articles(loaded.articles, encoder, progress=progress)
-    return report, loaded.errors
+    return report, loaded.errors + report.rejected
 
 
 @contextmanager
@@ -70,6 +79,15 @@ def rebuild_lock(data_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def rebuild_running(data_dir: Path) -> bool:
+    """Whether a reindex of this data dir runs now (in any process)."""
+    try:
+        with rebuild_lock(data_dir):
+            return False
+    except RebuildInProgress:
+        return True
+
+
 class RebuildInProgress(RuntimeError):
     pass
 
@@ -83,43 +101,105 @@ def rebuild_store(
 ) -> tuple[Store, RebuildReport]:
     """Build a fresh store from `articles/` plus every article the current store holds
     (so ingested articles survive), reusing its embeddings when the model is the same,
-    then swap it in. Returns the new, open store."""
+    then swap it in. Returns the new, open store.
+
+    Writers go on while it builds (ingest, polls, /ingest write to the current store).
+    Before the swap, holding the writers' lock, it applies to the new store every article
+    added, changed or removed since it started, and marks the old store retired, so a
+    writer that waited for the lock, in any process, writes to the new one."""
     started = time.monotonic()
     data_dir = Path(data_dir)
+    building = data_dir / "store.new"
     with rebuild_lock(data_dir):
         loaded = (
             load_articles([articles_dir(data_dir)]) if articles_dir(data_dir).exists() else None
         )
-        articles: dict[str, Article] = {}
         old = current
-        if old is None and (store_dir(data_dir) / "newsbot.sqlite3").exists():
+        if old is None and (store_dir(data_dir) / DB_NAME).exists():
             old = _open_previous(data_dir, encoder)
+        snapshot = old.article_hashes() if old is not None else {}
+        articles: dict[str, Article] = {}
         if old is not None:
             articles.update({a.id: a for a in old.all_articles()})
         if loaded is not None:
             articles.update({a.id: a for a in loaded.articles})
-        building = data_dir / "store.new"
         shutil.rmtree(building, ignore_errors=True)
-        fresh = Store(building, encoder.model_id, encoder.dim)
-        reused = fresh.copy_embeddings_from(old) if old is not None else 0
-        report = fresh.add_articles(
-            list(articles.values()), encoder, progress=progress, on_progress=on_progress
-        )
-        fresh.close()
-        if old is not None:
-            _carry_over_history(old.directory / DB_NAME, building / DB_NAME)
-        if old is not None and old is not current:
-            old.close()
-        _swap_in(data_dir, building)
-        new_store = Store(store_dir(data_dir), encoder.model_id, encoder.dim)
+        try:
+            fresh = Store(building, encoder.model_id, encoder.dim)
+            reused = fresh.copy_embeddings_from(old) if old is not None else 0
+            report = fresh.add_articles(
+                list(articles.values()), encoder, progress=progress, on_progress=on_progress
+            )
+            with _writers_paused(data_dir, old, encoder) as (latest, opened):
+                if latest is not None:
+                    _catch_up(fresh, latest, snapshot, encoder, report)
+                    fresh.close()
+                    _carry_over_history(latest.directory / DB_NAME, building / DB_NAME)
+                    latest.retire()
+                else:
+                    fresh.close()
+                if opened is not None:
+                    opened.close()
+                _swap_in(data_dir, building)
+                new_store = Store(
+                    store_dir(data_dir),
+                    encoder.model_id,
+                    encoder.dim,
+                    lock_path=write_lock_path(data_dir),
+                )
+        except BaseException:
+            # Nothing half-built is left for the next run to trip on; the old store serves.
+            shutil.rmtree(building, ignore_errors=True)
+            raise
+        finally:
+            if old is not None and old is not current:
+                old.close()
     return new_store, RebuildReport(
         articles=report.added + report.updated + report.unchanged,
         passages=report.passages,
         embedded=report.embedded,
         reused=reused,
         seconds=time.monotonic() - started,
-        errors=loaded.errors if loaded else [],
+        errors=(loaded.errors if loaded else []) + report.rejected,
     )
+
+
+@contextmanager
+def _writers_paused(
+    data_dir: Path, old: Store | None, encoder: PassageEncoder
+) -> Iterator[tuple[Store | None, Store | None]]:
+    """Hold the data dir's writers' lock; yield the store writers wrote to meanwhile (the
+    old one, or one an ingest created while there was none) and the one opened for it."""
+    with open(write_lock_path(data_dir), "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        opened = None
+        latest = old
+        if latest is None and (store_dir(data_dir) / DB_NAME).exists():
+            latest = opened = _open_previous(data_dir, encoder)
+        yield latest, opened
+
+
+def _catch_up(
+    fresh: Store,
+    latest: Store,
+    snapshot: dict[str, str],
+    encoder: PassageEncoder,
+    report: IngestReport,
+) -> None:
+    """Apply to the new store what writers changed in the old one while it was built."""
+    now = latest.article_hashes()
+    changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
+    gone = [i for i in snapshot if i not in now]
+    if changed:
+        found = [a for a in (latest.article(i) for i in changed) if a is not None]
+        extra = fresh.add_articles(found, encoder)
+        report.added += extra.added
+        report.updated += extra.updated
+        report.passages += extra.passages
+        report.embedded += extra.embedded
+        log.info("reindex: %d article(s) written meanwhile carried over", len(found))
+    if gone:
+        fresh.remove_articles(gone)
 
 
 def _carry_over_history(old_db: Path, new_db: Path) -> None:
@@ -140,13 +220,13 @@ def _carry_over_history(old_db: Path, new_db: Path) -> None:
 
 def _open_previous(data_dir: Path, encoder: PassageEncoder) -> Store | None:
     """The old store, whatever model built it (only its articles are needed then)."""
-    db = store_dir(data_dir) / "newsbot.sqlite3"
+    db = store_dir(data_dir) / DB_NAME
     with sqlite3.connect(db) as conn:
         row = conn.execute("SELECT value FROM meta WHERE key='model_id'").fetchone()
         dim = conn.execute("SELECT value FROM meta WHERE key='dim'").fetchone()
     if row is None or dim is None:
         return None
-    return Store(store_dir(data_dir), row[0], int(dim[0]))
+    return Store(store_dir(data_dir), row[0], int(dim[0]), lock_path=write_lock_path(data_dir))
 
 
 def _swap_in(data_dir: Path, building: Path) -> None:
@@ -160,9 +240,24 @@ def _swap_in(data_dir: Path, building: Path) -> None:
 
 
 def _recover_interrupted_swap(data_dir: Path) -> None:
-    """A crash between the two renames of a swap leaves store.old and no store: undo it."""
+    """A crash between the two renames of a swap leaves store.old and no store: undo it
+    (unless a reindex is between those renames right now)."""
     target = store_dir(data_dir)
     retired = data_dir / "store.old"
-    if not target.exists() and retired.exists():
+    if not target.exists() and retired.exists() and not rebuild_running(data_dir):
         log.warning("recovering %s from an interrupted reindex", target)
+        with sqlite3.connect(retired / DB_NAME) as conn:  # it was marked retired before
+            conn.execute("DELETE FROM meta WHERE key = 'retired'")
         retired.rename(target)
+    for _ in range(100):  # a swap in progress takes two renames: wait for the second
+        if target.exists() or not retired.exists():
+            return
+        time.sleep(0.05)
+
+
+def _remove_abandoned_build(data_dir: Path) -> None:
+    """A reindex that was killed leaves a half-built store.new: nothing uses it."""
+    building = data_dir / "store.new"
+    if building.exists() and not rebuild_running(data_dir):
+        log.warning("removing %s left by an interrupted reindex", building)
+        shutil.rmtree(building, ignore_errors=True)

@@ -9,6 +9,7 @@ rebuilt from SQLite without re-embedding.
 from __future__ import annotations
 
 import datetime
+import errno
 import fcntl
 import hashlib
 import json
@@ -29,7 +30,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from index.articles import Article
+from index.articles import Article, article_problem
 from index.articles import article_id as stable_article_id
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
 from index.lexical import FILL_FTS, FTS_SCHEMA, lexical_search
@@ -96,6 +97,43 @@ class ModelMismatchError(StoreError):
     """The index was built by another embedding model; vectors of two models can't mix."""
 
 
+class StoreRetired(StoreError):
+    """A reindex swapped a new store in: writes must go to it, not to this one."""
+
+
+class DiskFullError(StoreError):
+    """The disk (or the quota) holding the index is full: nothing of the write was kept."""
+
+
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether an error from SQLite or the OS means the disk is full (a database opened
+    read-only because the disk was full refuses writes as "readonly")."""
+    if isinstance(exc, OSError):
+        return exc.errno in _DISK_FULL_ERRNOS
+    if isinstance(exc, sqlite3.OperationalError):
+        message = str(exc).lower()
+        return any(m in message for m in ("disk is full", "disk i/o error", "readonly database"))
+    return False
+
+
+@contextmanager
+def disk_errors(directory: Path) -> Iterator[None]:
+    """Turn a full disk into one clear DiskFullError (the write was rolled back)."""
+    try:
+        yield
+    except (OSError, sqlite3.OperationalError) as exc:
+        if not disk_full(exc):
+            raise
+        raise DiskFullError(
+            f"the disk holding {directory} is full or not writable ({exc}); nothing of this "
+            "write was kept and the index still serves what it held: free some space and run "
+            "it again"
+        ) from None
+
+
 class SecondaryEncoder(Protocol):
     """A second embedding model (no prompts) whose passage vectors live beside e5's."""
 
@@ -141,6 +179,7 @@ class IngestReport:
     passages: int = 0
     embedded: int = 0
     article_ids: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # one line per article not indexed
 
 
 @dataclass(frozen=True)
@@ -178,7 +217,14 @@ def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
 class Store:
     """One index directory: the SQLite database and the FAISS cache beside it."""
 
-    def __init__(self, directory: Path, model_id: str, dim: int, embed_quotes: bool = True) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        model_id: str,
+        dim: int,
+        embed_quotes: bool = True,
+        lock_path: Path | None = None,
+    ) -> None:
         self.directory = Path(directory)
         # Embed every quotable sentence at ingest, so answering a question embeds only the
         # question (the answer step scores sentences from this cache).
@@ -186,6 +232,9 @@ class Store:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.model_id = model_id
         self.dim = dim
+        # The writers' flock. A data directory's store uses one beside the folder (not in
+        # it), so a writer waiting while a reindex swaps folders waits on the same lock.
+        self.lock_path = lock_path or self.directory / LOCK_NAME
         self._lock = threading.RLock()  # guards the in-memory FAISS index only
         self._write_lock = threading.Lock()
         self._local = threading.local()
@@ -195,10 +244,14 @@ class Store:
         self._sentence_cache: dict[int, np.ndarray | None] = {}
         self._sentence_generation = -1
         self._sentence_lock = threading.Lock()
+        self.read_only = False  # set when a full disk leaves only a read-only view
         self._migrate()
         self._check_model()
-        self.index = self._load_or_rebuild_faiss()
-        self._loaded_generation = self.generation
+        self._inode = (self.directory / DB_NAME).stat().st_ino
+        _remove_stale_temp_files(self.directory)
+        self.index = new_faiss_index(dim)
+        self._loaded_generation = -1
+        self._load_faiss(locked=False)
 
     # --- opening -------------------------------------------------------------------------
 
@@ -207,12 +260,26 @@ class Store:
         """One connection per thread: WAL lets readers go on while a writer commits."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(
-                self.directory / DB_NAME, check_same_thread=False, isolation_level=None
-            )
+            path = self.directory / DB_NAME
+            conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             conn.row_factory = sqlite3.Row
             conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA journal_mode=WAL")
+            try:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                if not disk_full(exc) or not path.exists() or path.stat().st_size == 0:
+                    raise
+                # WAL needs its -shm file to read, which a full disk cannot hold: read the
+                # database as it was last checkpointed, and refuse writes in one sentence.
+                log.warning("%s: %s; serving it read-only until there is space", path, exc)
+                conn.close()
+                conn = sqlite3.connect(
+                    f"file:{path}?immutable=1", uri=True, check_same_thread=False
+                )
+                conn.isolation_level = None
+                conn.row_factory = sqlite3.Row
+                self.read_only = True
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._lock:
@@ -220,30 +287,34 @@ class Store:
         return conn
 
     def _migrate(self) -> None:
-        self._db.executescript(_SCHEMA)
-        version = self._meta("schema_version")
-        if version is not None and int(version) > SCHEMA_VERSION:
-            raise StoreError(
-                f"{self.directory} was written by a newer newsbot (schema {version}); upgrade"
-            )
-        if version == "1":  # v2: stories (near-duplicate grouping)
-            with self._transaction():
-                self._db.execute("ALTER TABLE articles ADD COLUMN story_id TEXT")
-                self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
-                self._db.execute("UPDATE articles SET story_id = id")
-        self._db.execute("CREATE INDEX IF NOT EXISTS articles_body ON articles(body_hash)")
-        # v3: full-text index of passages (kept in step by triggers); filled for older stores.
-        self._db.executescript(FTS_SCHEMA)
-        if self._count("passages_fts") == 0 and self._count("passages") > 0:
-            with self._transaction():
-                self._db.execute(FILL_FTS)
-        self._set_meta("schema_version", str(SCHEMA_VERSION))
+        with disk_errors(self.directory):
+            self._db.executescript(_SCHEMA)
+            version = self._meta("schema_version")
+            if version is not None and int(version) > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.directory} was written by a newer newsbot (schema {version}); upgrade"
+                )
+            if version == "1":  # v2: stories (near-duplicate grouping)
+                with self._transaction():
+                    self._db.execute("ALTER TABLE articles ADD COLUMN story_id TEXT")
+                    self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
+                    self._db.execute("UPDATE articles SET story_id = id")
+            self._db.execute("CREATE INDEX IF NOT EXISTS articles_body ON articles(body_hash)")
+            # v3: full-text index of passages (kept in step by triggers); filled for older
+            # stores.
+            self._db.executescript(FTS_SCHEMA)
+            if self._count("passages_fts") == 0 and self._count("passages") > 0:
+                with self._transaction():
+                    self._db.execute(FILL_FTS)
+            if version != str(SCHEMA_VERSION):  # opening writes nothing once migrated
+                self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _check_model(self) -> None:
         stored = self._meta("model_id")
         if stored is None:
-            self._set_meta("model_id", self.model_id)
-            self._set_meta("dim", str(self.dim))
+            with disk_errors(self.directory):
+                self._set_meta("model_id", self.model_id)
+                self._set_meta("dim", str(self.dim))
         elif stored != self.model_id or int(self._meta("dim") or 0) != self.dim:
             self.close()
             raise ModelMismatchError(
@@ -253,43 +324,81 @@ class Store:
                 "(or set NEWSBOT_MODEL back)."
             )
 
-    def _load_or_rebuild_faiss(self) -> faiss.Index:
+    def _load_faiss(self, locked: bool) -> None:
+        """Load the FAISS cache, or rebuild it from SQLite when it is stale or broken.
+
+        A writer commits SQLite first and writes the FAISS file after; a reader that looks
+        in between finds the file one write behind. It then keeps serving what it has (or
+        the file) and looks again at its next question, rather than rebuilding the whole
+        index itself: it rebuilds only when no writer holds the lock (a writer was killed
+        between the two, or the disk was full) or when it is the writer (`locked`)."""
         path = self.directory / FAISS_NAME
-        generation = self.generation
-        count = self._count("passages")
+        generation, count = self._generation_and_count()
+        loaded: tuple[faiss.Index, int] | None = None
         try:
-            index, saved_generation = read_faiss(path)
-            if saved_generation == generation and index.ntotal == count and index.d == self.dim:
-                return index
-            log.warning(
-                "FAISS cache in %s is stale (%d vectors, generation %s; SQLite has %d, %s); "
-                "rebuilding from SQLite",
-                self.directory,
-                index.ntotal,
-                saved_generation,
-                count,
-                generation,
-            )
+            loaded = read_faiss(path)
         except FileNotFoundError:
             if count:
                 log.warning("FAISS cache missing in %s; rebuilding from SQLite", self.directory)
         except (StoreError, RuntimeError, ValueError) as exc:
             log.warning("FAISS cache in %s unreadable (%s); rebuilding", self.directory, exc)
-        index = self._build_faiss()
-        write_faiss(path, index, generation)
-        return index
+        if loaded is not None:
+            index, saved = loaded
+            if saved == generation and index.ntotal == count and index.d == self.dim:
+                with self._lock:
+                    self.index, self._loaded_generation = index, generation
+                return
+        with self._lock_file() as handle:
+            if not locked and not _try_flock(handle, fcntl.LOCK_SH):
+                # A writer is between its SQLite commit and its FAISS write.
+                if loaded is not None and loaded[1] > self._loaded_generation:
+                    with self._lock:
+                        self.index, self._loaded_generation = loaded
+                elif self._loaded_generation < 0:  # nothing to serve yet: build it anyway
+                    self._rebuild_faiss(path)
+                return
+            if loaded is not None:
+                log.warning(
+                    "FAISS cache in %s is stale (%d vectors, generation %s; SQLite has %d, %s); "
+                    "rebuilding from SQLite",
+                    self.directory,
+                    loaded[0].ntotal,
+                    loaded[1],
+                    count,
+                    generation,
+                )
+            self._rebuild_faiss(path)
 
-    def _build_faiss(self) -> faiss.Index:
+    def _rebuild_faiss(self, path: Path) -> None:
+        index, generation = self._build_faiss()
+        with self._lock:
+            self.index, self._loaded_generation = index, generation
+        try:
+            write_faiss(path, index, generation)
+        except OSError as exc:  # a full disk: the index still serves from memory
+            log.warning("could not save the FAISS cache in %s: %s", self.directory, exc)
+
+    def _generation_and_count(self) -> tuple[int, int]:
+        return self.generation, self._count("passages")
+
+    def _build_faiss(self) -> tuple[faiss.Index, int]:
+        """The FAISS index of SQLite's passages, and the generation it reflects (read in
+        one snapshot, so a write committed meanwhile is in neither or both)."""
         index = new_faiss_index(self.dim)
-        rows = self._db.execute(
-            "SELECT p.id, e.vector FROM passages p JOIN embeddings e USING (text_hash) "
-            "ORDER BY p.id"
-        ).fetchall()
+        self._db.execute("BEGIN")
+        try:
+            generation = self.generation
+            rows = self._db.execute(
+                "SELECT p.id, e.vector FROM passages p JOIN embeddings e USING (text_hash) "
+                "ORDER BY p.id"
+            ).fetchall()
+        finally:
+            self._db.execute("COMMIT")
         if rows:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
             vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
             index.add_with_ids(vectors.reshape(len(rows), self.dim), ids)
-        return index
+        return index, generation
 
     # --- metadata ------------------------------------------------------------------------
 
@@ -320,28 +429,63 @@ class Store:
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def _lock_file(self) -> Iterator[int]:
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            yield fd
+        finally:
+            os.close(fd)  # closing the descriptor releases its flock
 
     @contextmanager
     def writer(self) -> Iterator[None]:
-        """One writer at a time, across threads and processes (an flock beside the DB)."""
-        with self._write_lock, open(self.directory / LOCK_NAME, "a+") as handle:
+        """One writer at a time, across threads and processes (an flock on `lock_path`).
+        Raises StoreRetired when a reindex has swapped a new store in meanwhile."""
+        with self._write_lock, self._lock_file() as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                self.refresh()
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+            if self.retired:
+                raise StoreRetired(f"{self.directory} was replaced by a reindex; reopen it")
+            self.refresh(locked=True)
+            yield
 
-    def refresh(self) -> bool:
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writers' lock without writing (a reindex swapping stores)."""
+        with self._write_lock, self._lock_file() as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    @property
+    def retired(self) -> bool:
+        """Whether a reindex replaced this store: the folder now holds another database
+        (or this one was marked retired before the swap)."""
+        try:
+            inode = (self.directory / DB_NAME).stat().st_ino
+        except FileNotFoundError:  # the two renames of a swap: not swapped yet
+            return self._meta("retired") == "1"
+        return inode != self._inode or self._meta("retired") == "1"
+
+    def retire(self) -> None:
+        """Mark this store replaced (under `exclusive`, right before a swap), so every
+        process that still has it open sends its next write to the new one."""
+        with disk_errors(self.directory):
+            self._set_meta("retired", "1")
+
+    def refresh(self, locked: bool = False) -> bool:
         """Reload the FAISS cache when another process wrote since we loaded it."""
         with self._lock:
-            on_disk = self.generation
-            if self._loaded_generation == on_disk:
+            if self._loaded_generation == self.generation:
                 return False
-            self.index = self._load_or_rebuild_faiss()
-            self._loaded_generation = on_disk
-            return True
+            before = self._loaded_generation
+            self._load_faiss(locked)
+            return self._loaded_generation != before
 
     # --- writing -------------------------------------------------------------------------
 
@@ -359,9 +503,15 @@ class Store:
                 f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
             )
         report = IngestReport()
-        unique = list({a.id: a for a in articles}.values())
+        unique = []
+        for article in {a.id: a for a in articles}.values():
+            problem = article_problem(article)
+            if problem is None:
+                unique.append(article)
+            else:
+                report.rejected.append(f"{article.url or article.title[:80]!r}: {problem}")
         bar = tqdm(total=len(unique), unit="article", disable=not progress, leave=False)
-        with self.writer(), bar:
+        with self.writer(), bar, disk_errors(self.directory):
             for start in range(0, len(unique), BATCH_ARTICLES):
                 batch = unique[start : start + BATCH_ARTICLES]
                 self._add_batch(batch, encoder, report)
@@ -495,7 +645,7 @@ class Store:
         if not ids:
             return 0
         marks = ",".join("?" * len(ids))
-        with self.writer():
+        with self.writer(), disk_errors(self.directory):
             present = [
                 r[0]
                 for r in self._db.execute(f"SELECT id FROM articles WHERE id IN ({marks})", ids)
@@ -631,8 +781,12 @@ class Store:
                 self.index.add_with_ids(
                     np.vstack(vectors).astype(np.float32), np.array(ids, dtype=np.int64)
                 )
-            write_faiss(self.directory / FAISS_NAME, self.index, generation)
             self._loaded_generation = generation
+            try:
+                write_faiss(self.directory / FAISS_NAME, self.index, generation)
+            except OSError as exc:
+                # SQLite holds the write; the file is rebuilt from it by the next reader.
+                log.warning("could not save the FAISS cache in %s: %s", self.directory, exc)
 
     def embed_texts(self, texts: Sequence[str], encoder: PassageEncoder) -> np.ndarray:
         """Passage-side vectors for arbitrary texts (quote candidates), through the same
@@ -640,12 +794,10 @@ class Store:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors, embedded = self._embed_missing(list(texts), encoder)
-        if embedded:
-            with self._transaction():
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
-                    [(h, v.tobytes()) for h, v in vectors.items()],
-                )
+        if embedded and self._cache_embeddings(
+            "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
+            [(h, v.tobytes()) for h, v in vectors.items()],
+        ):
             # These may be the sentences a passage was remembered as lacking (an index cut
             # by an older sentence splitter, whose quotes are embedded when first shown).
             with self._sentence_lock:
@@ -654,12 +806,24 @@ class Store:
                 }
         return np.vstack([vectors[text_hash(t)] for t in texts])
 
+    def _cache_embeddings(self, sql: str, rows: list[tuple[object, ...]]) -> bool:
+        """Keep vectors computed while answering; on a full disk answer anyway, uncached."""
+        try:
+            with self._transaction():
+                self._db.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            if not disk_full(exc):
+                raise
+            log.warning("not caching %d vectors in %s: %s", len(rows), self.directory, exc)
+            return False
+        return True
+
     def copy_embeddings_from(self, other: Store) -> int:
         """Seed this store's embedding cache from another built by the same model."""
         if other.model_id != self.model_id:
             return 0
         rows = other._db.execute("SELECT text_hash, vector FROM embeddings").fetchall()
-        with self._transaction():
+        with disk_errors(self.directory), self._transaction():
             self._db.executemany(
                 "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
                 [(r[0], r[1]) for r in rows],
@@ -751,12 +915,11 @@ class Store:
         if missing:
             matrix = encoder.embed_texts(list(missing.values())).astype(np.float32)
             fresh = {h: v.tobytes() for h, v in zip(missing, matrix, strict=True)}
-            with self._transaction():
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO secondary_embeddings (model_id, text_hash, vector) "
-                    "VALUES (?, ?, ?)",
-                    [(encoder.model_id, h, v) for h, v in fresh.items()],
-                )
+            self._cache_embeddings(
+                "INSERT OR IGNORE INTO secondary_embeddings (model_id, text_hash, vector) "
+                "VALUES (?, ?, ?)",
+                [(encoder.model_id, h, v) for h, v in fresh.items()],
+            )
         ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
         blobs = b"".join(r[4] if r[4] is not None else fresh[r[3]] for r in rows)
         vectors = np.frombuffer(blobs, dtype=np.float32).reshape(len(rows), encoder.dim)
@@ -874,6 +1037,11 @@ class Store:
             )
         }
 
+    def article_hashes(self) -> dict[str, str]:
+        """Every article's content hash, by id: what a reindex compares to find the writes
+        made while it was building."""
+        return {r[0]: r[1] for r in self._db.execute("SELECT id, content_hash FROM articles")}
+
     def article_ids(self) -> set[str]:
         return {r[0] for r in self._db.execute("SELECT id FROM articles")}
 
@@ -942,7 +1110,7 @@ def write_faiss(path: Path, index: faiss.Index, generation: int) -> None:
     """Write atomically: a temp file in the same folder, fsync, then os.replace."""
     payload = faiss.serialize_index(index).tobytes()
     header = json.dumps({"generation": generation, "count": int(index.ntotal)}).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=".faiss-", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(_FAISS_MAGIC + header + payload)
@@ -952,6 +1120,36 @@ def write_faiss(path: Path, index: faiss.Index, generation: int) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+_TEMP_PREFIX = ".faiss-"
+
+
+def _remove_stale_temp_files(directory: Path) -> None:
+    """Temp files of a save that was killed (its process is gone) are never used again."""
+    for temp in directory.glob(f"{_TEMP_PREFIX}*"):
+        owner = temp.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and _alive(int(owner)):
+            continue
+        temp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _try_flock(fd: int, kind: int) -> bool:
+    try:
+        fcntl.flock(fd, kind | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def read_faiss(path: Path) -> tuple[faiss.Index, int]:
