@@ -16,9 +16,9 @@ from bot.config import Settings
 from bot.engine import Engine, retention_cutoff
 from bot.state import State
 from index.articles import Article
-from index.feeds import FeedSource, FeedState, collect_feed, extract_article
+from index.feeds import FeedPoll, FeedSource, FeedState, collect_feed, extract_article
 from index.fetch import FetchError, fetch
-from index.store import IngestReport
+from index.store import IngestReport, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class PollReport:
     not_modified: int = 0
     items: int = 0
     ingest: IngestReport = field(default_factory=IngestReport)
+    index_error: str | None = None  # the new items could not be indexed (a full disk)
     forgotten: int = 0
     seconds: float = 0.0
 
@@ -39,6 +40,7 @@ class PollReport:
             f"failed): {self.items} new items, {self.ingest.added} articles added, "
             f"{self.ingest.updated} updated, {self.ingest.embedded} passages embedded, "
             f"{self.forgotten} old articles forgotten in {self.seconds:.1f} s"
+            + (f"; NOT INDEXED: {self.index_error}" if self.index_error else "")
         )
 
 
@@ -61,6 +63,7 @@ def poll_feeds(
     since_iso = retention_cutoff(settings.retention_days)[0] if settings.retention_days else None
     records = {f.url: f for f in state.feeds()}
     articles: list[Article] = []
+    polled: list[tuple[str, FeedState | None, FeedPoll, int]] = []
     for source in configured_sources(settings, state):
         if urls is not None and source.url not in urls:
             continue
@@ -86,16 +89,35 @@ def poll_feeds(
         report.items += len(fresh)
         articles += fresh
         known |= {a.id for a in fresh}
+        polled.append((source.url, previous, poll, len(fresh)))
+    if articles:
+        try:
+            report.ingest = engine.add_articles(articles)
+        except StoreError as exc:
+            log.error("poll: %d new item(s) not indexed: %s", len(articles), exc)
+            report.index_error = str(exc)
+        for rejected in report.ingest.rejected:
+            log.info("poll: item not indexed: %s", rejected)
+    # A feed's ETag / Last-Modified are saved only once its items are indexed: a poll that
+    # dies or fails before then fetches them again next time, instead of a 304.
+    for url, previous, poll, count in polled:
+        if report.index_error and count:
+            state.record_poll(
+                url,
+                etag=previous.etag if previous else None,
+                last_modified=previous.last_modified if previous else None,
+                error=f"{count} new item(s) not indexed: {report.index_error}",
+                new_articles=0,
+            )
+            continue
         state.record_poll(
-            source.url,
+            url,
             etag=poll.state.etag,
             last_modified=poll.state.last_modified,
             error=poll.error or (f"warning: {poll.warning}" if poll.warning else None),
-            new_articles=len(fresh),
+            new_articles=count,
         )
-    if articles:
-        report.ingest = engine.add_articles(articles)
-    if settings.retention_days:
+    if settings.retention_days and report.index_error is None:
         report.forgotten = engine.forget_older_than(settings.retention_days)
     report.seconds = time.monotonic() - started
     log.info("poll: %s", report.summary())

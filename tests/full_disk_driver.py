@@ -14,6 +14,9 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 from bot.cli import main
+from tests.feed_server import serve
+
+FEED = "rss-parser-js/uolNoticias.rss"
 
 
 def run(argv: list[str]) -> dict[str, object]:
@@ -47,17 +50,25 @@ def main_driver(source: Path, mount: Path, new_article: Path, question: str, res
     shutil.copytree(source, data)
     os.environ["NEWSBOT_DATA_DIR"] = str(data)
     steps: dict[str, object] = {}
-    fill(mount / "filler")
-    steps["ingest_full"] = run(["ingest", str(new_article)])
-    steps["stats_full"] = run(["stats"])
-    steps["ask_full"] = run(["ask", "--json", question])
-    steps["reindex_full"] = run(["reindex"])
-    steps["litter_full"] = litter(data)
-    (mount / "filler").unlink()
-    steps["ingest_after"] = run(["ingest", str(new_article)])
-    steps["ask_after"] = run(["ask", "--json", "Which storm flooded Quimper?"])
-    steps["reindex_after"] = run(["reindex"])
-    steps["litter_after"] = litter(data)
+    with serve() as feeds:
+        os.environ["NEWSBOT_FEEDS"] = json.dumps([feeds.url(f"/feeds/{FEED}")])
+        os.environ["NEWSBOT_ALLOW_PRIVATE_FEEDS"] = "true"
+        os.environ["NEWSBOT_FETCH_PAGES"] = "false"
+        fill(mount / "filler")
+        steps["ingest_full"] = run(["ingest", str(new_article)])
+        steps["stats_full"] = run(["stats"])
+        steps["ask_full"] = run(["ask", "--json", question])
+        steps["reindex_full"] = run(["reindex"])
+        steps["poll_full"] = run(["poll"])
+        steps["litter_full"] = litter(data)
+        (mount / "filler").unlink()
+        steps["ingest_after"] = run(["ingest", str(new_article)])
+        steps["ask_after"] = run(["ask", "--json", "Which storm flooded Quimper?"])
+        # The feed answers 304 to a poll that sends the ETag it saw: the failed poll must
+        # not have saved it, or its items would be lost.
+        steps["poll_after"] = run(["poll"])
+        steps["reindex_after"] = run(["reindex"])
+        steps["litter_after"] = litter(data)
     results.write_text(json.dumps(steps), encoding="utf-8")
 
 

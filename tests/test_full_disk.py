@@ -85,3 +85,6 @@ def test_a_full_disk_gives_one_sentence_and_the_old_index_serves(
     after = json.loads(steps["ask_after"]["out"].splitlines()[-1])
     assert after["answered"] and "Quimper" in after["citations"][0]["quote"]
     assert steps["reindex_after"]["rc"] == 0
+    # A poll whose items cannot be indexed fetches them again once there is space.
+    assert steps["poll_full"]["rc"] == 1 and "full" in steps["poll_full"]["err"]
+    assert steps["poll_after"]["rc"] == 0 and " 0 articles added" not in steps["poll_after"]["out"]

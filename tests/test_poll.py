@@ -18,6 +18,7 @@ from index.store import DB_NAME
 from tests.feed_server import FeedServer, serve
 
 GUARDIAN = "rss-parser-js/guardian.rss"
+UOL = "rss-parser-js/uolNoticias.rss"
 MALFORMED = "prof18-RSS-Parser/feed-test-malformed.xml"
 
 PAGE = """<html lang="en"><head><title>Tidal power plant opens in Brittany</title>
@@ -181,3 +182,24 @@ def test_retention_forgets_old_articles_and_skips_old_feed_items(
     later = time.time() + 3 * 365 * 86400
     assert engine.forget_older_than(730, now=later) == 2
     assert engine.stats().articles == 0
+
+
+def test_a_poll_that_cannot_index_its_items_fetches_them_again(
+    server: FeedServer, settings: Settings, engine: Engine
+) -> None:
+    config = _settings(settings, [server.url(f"/feeds/{UOL}")])
+    state = State(config.data_dir / "state.sqlite3")
+    store = engine.store
+    # A database that may not grow: SQLite's own "database or disk is full".
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    failed = poll_feeds(engine, state, config)
+    assert failed.items > 0 and failed.index_error and "full" in failed.index_error
+    assert "NOT INDEXED" in failed.summary()
+    record = state.feeds()[0]
+    assert record.etag is None and "not indexed" in (record.last_error or "")
+    assert engine.stats().articles == 0
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    again = poll_feeds(engine, state, config)  # not a 304: the ETag was not saved
+    assert again.not_modified == 0 and again.ingest.added == failed.items
+    assert state.feeds()[0].etag and "not indexed" not in (state.feeds()[0].last_error or "")
