@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import calendar
+import datetime
 import json
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +17,7 @@ from pydantic import ValidationError
 
 from bot.answer import Answer
 from bot.config import Settings
+from index.articles import ArticleError, clean_text, normalise_date
 
 if TYPE_CHECKING:
     from bot.engine import Engine
@@ -43,8 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("questions", nargs="*", help="one or more questions")
     ask.add_argument("--file", type=Path, help="a file with one question per line")
     ask.add_argument("--json", action="store_true", help="one JSON object per question")
-    ask.add_argument("--since", help="only articles dated on or after YYYY-MM[-DD]")
-    ask.add_argument("--until", help="only articles dated on or before YYYY-MM[-DD]")
+    ask.add_argument(
+        "--since",
+        type=date_argument,
+        metavar="DATE",
+        help="only articles dated on or after DATE: YYYY[-MM[-DD]], today, yesterday or Nd",
+    )
+    ask.add_argument(
+        "--until",
+        type=date_argument,
+        metavar="DATE",
+        help="only articles dated on or before DATE: YYYY[-MM[-DD]], today, yesterday or Nd",
+    )
     ask.add_argument("--source", action="append", default=[], help="only this source")
 
     stats = sub.add_parser("stats", help="what the index holds")
@@ -81,6 +95,40 @@ def build_parser() -> argparse.ArgumentParser:
     health = sub.add_parser("healthcheck", help="exit 0 if the running bot's health endpoint is ok")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds")
     return parser
+
+
+_DATE_FORMS = "use YYYY, YYYY-MM or YYYY-MM-DD, or today, yesterday or Nd (N days ago)"
+_DATE_ARGUMENT = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+_DAYS_AGO = re.compile(r"(\d{1,5})d")
+
+
+def date_argument(value: str) -> str:
+    """--since/--until: YYYY, YYYY-MM or YYYY-MM-DD as given, or today, yesterday, Nd
+    (N days ago, local time) as YYYY-MM-DD; anything else is an argparse error."""
+    text = clean_text(value).strip().lower()
+    days = {"today": 0, "yesterday": 1}.get(text)
+    if days is None and (ago := _DAYS_AGO.fullmatch(text)):
+        days = int(ago.group(1))
+    if days is not None:
+        return (datetime.date.today() - datetime.timedelta(days=days)).isoformat()
+    match = _DATE_ARGUMENT.fullmatch(text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date; {_DATE_FORMS}")
+    year, month, day = (int(part) if part else None for part in match.groups())
+    if month is not None and not 1 <= month <= 12:
+        raise argparse.ArgumentTypeError(f"{text}: month {month} is out of range; {_DATE_FORMS}")
+    if month is not None and day is not None and not 1 <= day <= _days_in(year, month):
+        raise argparse.ArgumentTypeError(
+            f"{text}: day {day} is out of range for {text[:7]}; {_DATE_FORMS}"
+        )
+    try:
+        return normalise_date(text) or text
+    except ArticleError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; {_DATE_FORMS}") from None
+
+
+def _days_in(year: int | None, month: int) -> int:
+    return calendar.monthrange(year or 2000, month)[1]  # year 0000: a leap year too
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -197,14 +245,16 @@ def _skip_reindexed_stories(settings: Settings) -> None:
 
 
 def read_questions(args: argparse.Namespace) -> list[str]:
-    """Questions from the arguments and from --file (one per line, blanks skipped)."""
-    questions = [q for q in args.questions if q.strip()]
+    """Questions from the arguments and from --file (one per line, blanks skipped), cleaned:
+    bytes that are not UTF-8 (in arguments or the file) become U+FFFD, controls go."""
+    questions = [clean_text(q).strip() for q in args.questions]
     if args.file:
         try:
-            lines = args.file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise _UserError(f"cannot read {args.file}: {exc}") from None
-        questions += [line.strip() for line in lines if line.strip()]
+            raw = args.file.read_bytes().decode("utf-8-sig", errors="replace")
+        except OSError as exc:
+            raise _UserError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        questions += [clean_text(line).strip() for line in raw.splitlines()]
+    questions = [q for q in questions if q]
     if not questions:
         raise _UserError("give at least one question, or --file with one question per line")
     return questions

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +15,28 @@ from index.embedding import default_cache_dir
 from index.feeds import FeedSource, parse_feed_settings
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
+_USER_ID = re.compile(r"[0-9]{1,19}")
+_IDS_FORMS = "Telegram user ids like 123,456 or [123, 456]"
+
+
+def parse_user_ids(value: str) -> list[int]:
+    """NEWSBOT_ADMIN_IDS: ids separated by commas or spaces, or a JSON list of them."""
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except (ValueError, RecursionError):  # bad syntax, a huge number, deep nesting
+            raise ValueError(f"not a valid JSON list; expected {_IDS_FORMS}") from None
+        if not isinstance(items, list):
+            raise ValueError(f"not a list; expected {_IDS_FORMS}")
+        parts = [str(i) if isinstance(i, int) and not isinstance(i, bool) else i for i in items]
+    else:
+        parts = text.replace(",", " ").split()
+    for part in parts:
+        if not isinstance(part, str) or not _USER_ID.fullmatch(part):
+            shown = part if isinstance(part, str) else json.dumps(part)
+            raise ValueError(f"{shown[:40]!r} is not a user id; expected {_IDS_FORMS}")
+    return [int(part) for part in parts]
 
 
 class Settings(BaseSettings):
@@ -209,12 +232,18 @@ class Settings(BaseSettings):
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
-        """Accept "1,2 3" as well as a JSON list."""
-        if isinstance(value, str) and not value.strip().startswith("["):
-            return [int(v) for v in value.replace(",", " ").split()]
-        if isinstance(value, int):
+        """Accept "1,2", "1 2" and a JSON list "[1, 2]"; empty means no admins."""
+        if isinstance(value, int) and not isinstance(value, bool):
             return [value]
-        return value
+        return parse_user_ids(value) if isinstance(value, str) else value
+
+    @field_validator(
+        "telegram_token", "webhook_secret", "llm_api_key", "llm_base_url", mode="before"
+    )
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`NEWSBOT_X=` (as docker -e or a .env template leaves it) means unset."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def webhook_path(self) -> str:

@@ -25,6 +25,7 @@ from bot.quota import QuestionQuota
 from bot.render import plain_text, render_answer
 from bot.state import State
 from bot.texts import language_of, say
+from index.articles import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -140,12 +141,12 @@ async def ask_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 
 
 def command_argument(message: Message) -> str:
-    """What follows the command (`/ask@Bot who?` -> "who?"), stripped. CommandHandler only
-    fires when the command opens the message, and a command is ASCII: its UTF-16 length is
-    its length in characters."""
+    """What follows the command (`/ask@Bot who?` -> "who?"), cleaned (clean_text) and
+    stripped. CommandHandler only fires when the command opens the message, and a command
+    is ASCII: its UTF-16 length is its length in characters."""
     if not message.text or not message.entities:
         return ""
-    return message.text[message.entities[0].length :].strip()
+    return clean_text(message.text[message.entities[0].length :]).strip()
 
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -188,6 +189,7 @@ async def answer_question(
     message = update.effective_message
     if message is None:
         return
+    question = clean_text(question).strip()  # no lone surrogate or control reaches the model
     lang = language_of(update.effective_user)
     limit = settings_of(context).max_question_chars
     if not question.strip():

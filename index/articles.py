@@ -5,18 +5,24 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
+MAX_ARTICLE_CHARS = 300_000  # a book or a dump, not an article: refused with a message
+MIN_ARTICLE_LETTERS = 10  # fewer letters than this is not readable text
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?$")
 _SEED_FIRST_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s*(.*)$", re.IGNORECASE)
 _SOURCE_LINE = re.compile(r"^/\s*(\S.{0,60})$")
 _FINAL_PUNCTUATION = ".!?:;…»\"'”)"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_LINE_BREAK = re.compile("\r\n?|[\x0b\x0c\x1c-\x1e\x85\u2028]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ArticleError(ValueError):
@@ -37,6 +43,10 @@ class Article:
     summary_only: bool = False
 
     def __post_init__(self) -> None:
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, clean_text(value))
         if not self.id:
             object.__setattr__(self, "id", article_id(self.url, self.source, self.title, self.date))
 
@@ -49,9 +59,38 @@ class Article:
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
+def clean_text(s: str) -> str:
+    """Text that can be stored, hashed and tokenized: lone surrogates (a JSON "\\ud800",
+    undecodable bytes) become U+FFFD; CR, CRLF, NEL, U+2028 and the other line-breaking
+    controls become "\\n", U+2029 a blank line; other control characters (NUL, C0, C1,
+    DEL) are dropped. Tabs, newlines and everything else stay."""
+    if _SURROGATE.search(s):  # pairs join into their character, lone halves are replaced
+        s = s.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    s = _LINE_BREAK.sub("\n", s).replace("\u2029", "\n\n")
+    return _CONTROL.sub("", s)
+
+
+def article_problem(article: Article) -> str | None:
+    """Why the article must not be indexed (no readable text, or too long), else None.
+    Readable means at least MIN_ARTICLE_LETTERS letters (zero-width and other format
+    characters, digits and symbols are not letters)."""
+    length = len(article.text)
+    if length > MAX_ARTICLE_CHARS:
+        return f"the text is {length:,} characters long; the limit is {MAX_ARTICLE_CHARS:,}"
+    letters = 0
+    for char in article.text:
+        letters += char.isalpha()  # str.isalpha: Unicode categories L*
+        if letters >= MIN_ARTICLE_LETTERS:
+            return None
+    return f"the text has no readable words (fewer than {MIN_ARTICLE_LETTERS} letters)"
+
+
 def article_id(url: str | None, source: str, title: str, date: str | None) -> str:
     """A stable id: the hash of the canonical URL, else of source, title and date."""
-    key = canonical_url(url) if url else "\x1f".join([source.strip(), title.strip(), date or ""])
+    if url:
+        key = canonical_url(url)
+    else:
+        key = "\x1f".join(clean_text(part).strip() for part in (source, title, date or ""))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
 
@@ -59,7 +98,7 @@ def canonical_url(url: str) -> str:
     """Lower-case scheme and host, drop fragments, tracking parameters and trailing slashes."""
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-    parts = urlsplit(url.strip())
+    parts = urlsplit(clean_text(url).strip())
     query = [
         (k, v)
         for k, v in parse_qsl(parts.query, keep_blank_values=True)
@@ -72,25 +111,50 @@ def canonical_url(url: str) -> str:
 
 
 def normalise_date(value: Any) -> str | None:
-    """Accept YYYY, YYYY-MM, YYYY-MM-DD, an ISO date-time or an RFC 2822 date (feeds);
-    return the date part as written (YYYY[-MM[-DD]]), or None when there is none."""
-    if value is None or value == "":
+    """Accept YYYY, YYYY-MM, YYYY-MM-DD, an ISO date-time or an RFC 2822 date (feeds), or a
+    year as a number; return the date part as written (YYYY[-MM[-DD]]), or None when there
+    is none."""
+    if value is None:
         return None
-    text = str(value).strip()
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ArticleError(f"date must be a string like YYYY-MM-DD, not {_json_kind(value)}")
+    if isinstance(value, int):
+        if not 1000 <= value <= 9999:
+            shown = str(value) if value.bit_length() <= 64 else "(a number of thousands of digits)"
+            raise ArticleError(f"date {shown} is out of range (a year has four digits)")
+        return str(value)
+    text = value.strip()
+    if not text:
+        return None
     match = _DATE_RE.match(text)
     if not match:
         try:
             return parsedate_to_datetime(text).strftime("%Y-%m-%d")
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             raise ArticleError(
-                f"date {text!r} is not YYYY-MM, YYYY-MM-DD or an ISO date-time"
+                f"date {_shorten(text)!r} is not YYYY-MM, YYYY-MM-DD or an ISO date-time"
             ) from None
     year, month, day = match.groups()
     if (month is not None and not 1 <= int(month) <= 12) or (
         day is not None and not 1 <= int(day) <= 31
     ):
-        raise ArticleError(f"date {text!r} is out of range")
+        raise ArticleError(f"date {_shorten(text)!r} is out of range")
     return year + (f"-{month}" if month else "") + (f"-{day}" if day else "")
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _json_kind(value: Any) -> str:
+    """What a JSON value is, for messages: "a list", "true", "the number nan"."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list" if isinstance(value, list) else type(value).__name__
 
 
 def is_heading(paragraph: str) -> bool:
@@ -188,22 +252,26 @@ def parse_markdown(raw: str, name: str = "") -> Article:
 def article_from_record(record: Any) -> Article:
     """A JSON object with title, text, date, source, url, lang (text is required)."""
     if not isinstance(record, dict):
-        raise ArticleError(f"expected a JSON object, got {type(record).__name__}")
+        raise ArticleError(f"expected a JSON object, got {_json_kind(record)}")
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ArticleError("the record has no 'text'")
     for key in ("title", "source", "url", "lang", "id"):
         if record.get(key) is not None and not isinstance(record[key], str):
             raise ArticleError(f"'{key}' must be a string")
-    body = "\n\n".join(paragraphs_of(text))
+
+    def string(key: str) -> str:
+        return clean_text(record.get(key) or "").strip()
+
+    body = "\n\n".join(paragraphs_of(clean_text(text)))
     return Article(
-        title=(record.get("title") or "").strip() or title_from_text(body),
+        title=string("title") or title_from_text(body),
         text=body,
         date=normalise_date(record.get("date")),
-        source=(record.get("source") or "").strip(),
-        url=(record.get("url") or "").strip() or None,
-        lang=(record.get("lang") or "").strip() or None,
-        id=(record.get("id") or "").strip(),
+        source=string("source"),
+        url=string("url") or None,
+        lang=string("lang") or None,
+        id=string("id"),
         summary_only=bool(record.get("summary_only", False)),
     )
 
@@ -217,43 +285,96 @@ class LoadResult:
 
 
 def load_file(path: Path) -> Iterator[Article]:
-    """Yield the articles of one file; raise ArticleError naming the file on bad content."""
+    """Yield the articles of one file; raise ArticleError naming the file (and the line or
+    record) on the first bad content."""
+    for item in _read_file(path):
+        if isinstance(item, ArticleError):
+            raise item
+        yield item
+
+
+def _read_file(path: Path) -> Iterator[Article | ArticleError]:
+    """Each article of a file in turn, or in its place the error naming where and why: a
+    bad JSONL line or JSON list record costs only itself."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        yield ArticleError(f"{path}: unsupported file type {suffix!r}")
+        return
+    if suffix == ".jsonl":
+        yield from _read_jsonl(path)
+        return
     try:
         raw = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ArticleError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    suffix = path.suffix.lower()
+        yield ArticleError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+        return
+    if suffix != ".json":
+        parse = parse_seed_text if suffix == ".txt" else parse_markdown
+        yield _checked(str(path), parse, clean_text(raw))
+        return
     try:
-        if suffix == ".txt":
-            yield with_language(parse_seed_text(raw, name=""))
-        elif suffix == ".md":
-            yield with_language(parse_markdown(raw, name=""))
-        elif suffix == ".json":
-            data = json.loads(raw)
-            for record in data if isinstance(data, list) else [data]:
-                yield with_language(article_from_record(record))
-        elif suffix == ".jsonl":
-            yield from _load_jsonl(raw, path)
-        else:
-            raise ArticleError(f"unsupported file type {suffix!r}")
-    except json.JSONDecodeError as exc:
-        raise ArticleError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        data = _parse_json(raw, whole_file=True)
     except ArticleError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise ArticleError(f"{path}: {exc}") from None
+        yield ArticleError(f"{path}: {exc}")
+        return
+    if not isinstance(data, list):
+        yield _checked(str(path), article_from_record, data)
+        return
+    for number, record in enumerate(data, start=1):
+        yield _checked(f"{path}: record {number}", article_from_record, record)
 
 
-def _load_jsonl(raw: str, path: Path) -> Iterator[Article]:
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield with_language(article_from_record(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise ArticleError(f"{path}:{number}: invalid JSON: {exc.msg}") from None
-        except ArticleError as exc:
-            raise ArticleError(f"{path}:{number}: {exc}") from None
+def _read_jsonl(path: Path) -> Iterator[Article | ArticleError]:
+    """JSONL, read in binary and split on "\\n" only: U+2028 or NEL inside a string is
+    valid JSON, and a line that is not UTF-8 is reported by its number."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            where = f"{path}:{number}"
+            try:
+                text = line.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                yield ArticleError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})")
+                continue
+            if text.strip():
+                yield _checked(where, _article_from_json, text)
+
+
+def _parse_json(raw: str, whole_file: bool = False) -> Any:
+    """json.loads, with every way JSON can fail as one ArticleError: bad syntax, nesting
+    deeper than Python recurses. Raw control characters in strings are let in (and then
+    dropped by clean_text), as scraped text often holds a stray one."""
+    try:
+        return json.loads(raw, strict=False, parse_int=_json_int)
+    except json.JSONDecodeError as exc:
+        where = f" at line {exc.lineno}" if whole_file else ""
+        raise ArticleError(f"invalid JSON{where}: {exc.msg}") from None
+    except RecursionError:
+        raise ArticleError("invalid JSON: nested too deeply") from None
+
+
+def _json_int(digits: str) -> int:
+    """A JSON integer. One too long for int() (over sys.get_int_max_str_digits() digits)
+    stands in as another number too long to show, so the field holding it is refused by
+    its own check ("date … is out of range") rather than the whole file."""
+    limit = sys.get_int_max_str_digits()
+    if not limit or len(digits.lstrip("-")) <= limit:
+        return int(digits)
+    return (-1 if digits.startswith("-") else 1) * 10 ** (limit + 1)
+
+
+def _article_from_json(line: str) -> Article:
+    return article_from_record(_parse_json(line))
+
+
+def _checked(where: str, make: Callable[[Any], Article], raw: Any) -> Article | ArticleError:
+    """The article `make` builds from `raw`, with its language filled in, or the error
+    naming `where` when it cannot be built or has no readable text."""
+    try:
+        article = with_language(make(raw))
+    except ArticleError as exc:
+        return ArticleError(f"{where}: {exc}")
+    problem = article_problem(article)
+    return ArticleError(f"{where}: {problem}") if problem else article
 
 
 def iter_article_files(paths: Iterable[Path]) -> Iterator[Path]:
@@ -268,43 +389,22 @@ def iter_article_files(paths: Iterable[Path]) -> Iterator[Path]:
 
 
 def load_articles(paths: Iterable[Path]) -> LoadResult:
-    """Load every file; a bad file (or JSONL line) is reported and the rest still load."""
+    """Load every file; a bad file, JSONL line or JSON record is reported and the rest
+    still load."""
     result = LoadResult()
     for path in iter_article_files(paths):
         if not path.exists():
             result.errors.append(f"{path}: no such file")
             continue
-        if path.suffix.lower() == ".jsonl":
-            _load_jsonl_lenient(path, result)
-            continue
         try:
-            result.articles.extend(load_file(path))
-        except ArticleError as exc:
-            result.errors.append(str(exc))
+            for item in _read_file(path):
+                if isinstance(item, ArticleError):
+                    result.errors.append(str(item))
+                else:
+                    result.articles.append(item)
         except OSError as exc:
             result.errors.append(f"{path}: {exc.strerror or exc}")
     return result
-
-
-def _load_jsonl_lenient(path: Path, result: LoadResult) -> None:
-    """JSONL: keep every good line, report each bad one."""
-    try:
-        raw = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        result.errors.append(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})")
-        return
-    except OSError as exc:
-        result.errors.append(f"{path}: {exc.strerror or exc}")
-        return
-    for number, line in enumerate(raw.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            result.articles.append(with_language(article_from_record(json.loads(line))))
-        except json.JSONDecodeError as exc:
-            result.errors.append(f"{path}:{number}: invalid JSON: {exc.msg}")
-        except ArticleError as exc:
-            result.errors.append(f"{path}:{number}: {exc}")
 
 
 _STOP_WORDS = {

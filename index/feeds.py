@@ -22,7 +22,9 @@ from index.articles import (
     Article,
     ArticleError,
     article_id,
+    article_problem,
     canonical_url,
+    clean_text,
     guess_language,
     normalise_date,
     paragraphs_of,
@@ -54,7 +56,7 @@ class FeedSource:
     lang: str | None = None
 
     def __post_init__(self) -> None:
-        url = self.url.strip() if isinstance(self.url, str) else self.url
+        url = clean_text(self.url).strip() if isinstance(self.url, str) else self.url
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme.lower() not in ("http", "https") or not parts.hostname:
             raise ValueError(f"{self.url!r} is not an http(s) URL")
@@ -62,7 +64,7 @@ class FeedSource:
         if self.lang and not lang:
             raise ValueError(f"{self.lang!r} is not a language code like 'en' or 'pt-BR'")
         object.__setattr__(self, "url", url)
-        object.__setattr__(self, "source", (self.source or "").strip() or None)
+        object.__setattr__(self, "source", clean_text(self.source or "").strip() or None)
         object.__setattr__(self, "lang", lang)
 
 
@@ -153,13 +155,17 @@ def parse_feed(content: bytes, source: FeedSource, base_url: str | None = None) 
     The encoding comes from the document (BOM, XML declaration), never from HTTP headers."""
     if not content.strip():
         raise FeedError("not a feed: the response is empty")
-    parsed = feedparser.parse(
-        content,
-        response_headers={
-            "content-location": base_url or source.url,
-            "content-type": "application/xml",
-        },
-    )
+    try:
+        parsed = feedparser.parse(
+            _valid_char_refs(content),
+            response_headers={
+                "content-location": base_url or source.url,
+                "content-type": "application/xml",
+            },
+        )
+    except Exception as exc:  # feedparser's loose parser crashed on hostile markup
+        log.exception("feed %s: feedparser failed", source.url)
+        raise FeedError(f"not a feed: the parser failed on it ({type(exc).__name__})") from None
     problem = _bozo_reason(parsed.get("bozo_exception")) if parsed.get("bozo") else None
     if not parsed.entries and (problem or not parsed.get("version")):
         raise FeedError(f"not a feed: {_not_a_feed(content, problem)}")
@@ -184,6 +190,27 @@ def parse_feed(content: bytes, source: FeedSource, base_url: str | None = None) 
     return ParsedFeed(title=title, link=link, lang=feed_lang, items=items, warning=problem)
 
 
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+
+
+def _valid_char_refs(content: bytes) -> bytes:
+    """Character references to no character (`&#xD800;`, a lone surrogate, or past
+    U+10FFFF) become `&#xFFFD;`: feedparser's fallback parser raises on them, losing the
+    feed and the poll with it."""
+    if b"&#" not in content:
+        return content
+
+    def valid(match: re.Match[bytes]) -> bytes:
+        hexa, decimal = match.groups()
+        digits = (hexa or decimal).lstrip(b"0") or b"0"
+        code = int(digits, 16 if hexa else 10) if len(digits) <= 8 else -1
+        if 0xD800 <= code <= 0xDFFF or not 0 <= code <= 0x10FFFF:
+            return b"&#xFFFD;"
+        return match.group()
+
+    return _CHAR_REF.sub(valid, content)
+
+
 def _bozo_reason(exc: Any) -> str:
     if exc is None:
         return "malformed"
@@ -202,10 +229,12 @@ def _not_a_feed(content: bytes, problem: str | None) -> str:
 
 
 def _item(entry: Any, feed_title: str, source: str, lang: str | None) -> FeedItem:
-    summary, _ = _clean_text(_detail_text(entry, "summary"))
+    summary, _ = _without_boilerplate(_detail_text(entry, "summary"))
     contents = [part.get("value", "") for part in entry.get("content", [])]
     contents.append(entry.get("yandex_full-text") or "")
-    content, teaser = max((_clean_text(html_to_text(c)) for c in contents), key=lambda t: len(t[0]))
+    content, teaser = max(
+        (_without_boilerplate(html_to_text(c)) for c in contents), key=lambda t: len(t[0])
+    )
     full = content if len(content.split()) >= FULL_TEXT_MIN_WORDS and not teaser else None
     if full is None and len(content) > len(summary):
         summary = content
@@ -332,7 +361,7 @@ def html_to_text(html: str) -> str:
     return "\n\n".join(paragraphs_of("".join(collector.parts)))
 
 
-def _clean_text(text: str) -> tuple[str, bool]:
+def _without_boilerplate(text: str) -> tuple[str, bool]:
     """Drop "Continue reading…" and "Related:" paragraphs; say whether the text is a teaser
     (a read-more link, or a last paragraph cut short with "…"), not the whole article."""
     kept: list[str] = []
@@ -509,7 +538,11 @@ def collect_feed(
                 if link and time.monotonic() < page_deadline:
                     pages_left -= 1
                     page = _page_article(link, source, http, allow_private, timeout, poll)
-                poll.articles.append(item_to_article(item, page))
+                article = item_to_article(item, page)
+                if problem := article_problem(article):
+                    poll.errors.append(f"{item.link or item.title}: {problem}")
+                    continue
+                poll.articles.append(article)
             except FeedError as exc:
                 log.warning("feed %s: %s", source.url, exc)
                 poll.errors.append(str(exc))

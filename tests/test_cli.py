@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli import build_parser, main
 from index.corpus import rebuild_lock
+from tests.feed_server import serve
 
 SEED_QUOTE = "Aucun accord n'a été signé et il n'était pas prévu d'en signer"
 
@@ -123,3 +125,107 @@ def test_remove_takes_an_article_out_and_says_what_it_could_not_find(
     assert main(["stats", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["articles"] == 0
     assert main(["remove", article_id]) == 1  # gone already
+
+
+def test_questions_with_undecodable_bytes_or_controls_are_cleaned_not_fatal(
+    env: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`newsbot ask $'\\xff\\xfe who…'`: Python hands the bytes over as lone surrogates
+    (surrogateescape), which the tokenizer and SQLite refuse; they become U+FFFD."""
+    assert main(["ingest", str(env / "articles")]) == 0
+    questions = tmp_path / "q.txt"
+    questions.write_bytes(b"\x01\x02\nwho denied \x00signing an accord?\xff\n\x00\n")
+    capsys.readouterr()
+    asked = "\udcff\udcfe who denied signing an accord?"
+    assert main(["ask", "--json", asked, "--file", str(questions)]) == 0
+    first, second = _json_lines(capsys.readouterr().out)
+    assert first["question"] == "\ufffd\ufffd who denied signing an accord?"
+    assert second["question"] == "who denied signing an accord?\ufffd"
+    assert first["answered"] and second["answered"]
+    assert SEED_QUOTE in first["citations"][0]["quote"]
+    assert main(["ask", "\x01\x02 \x7f"]) == 2
+    assert "give at least one question" in capsys.readouterr().err
+
+
+def test_since_and_until_take_dates_or_days_ago_and_refuse_the_rest(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    parse = build_parser().parse_args
+    today = datetime.date.today()
+    args = parse(["ask", "q", "--since", "2024", "--until", "2024-02-29"])
+    assert (args.since, args.until) == ("2024", "2024-02-29")
+    args = parse(["ask", "q", "--since", "yesterday", "--until", "Today"])
+    assert (args.since, args.until) == (str(today - datetime.timedelta(days=1)), str(today))
+    assert parse(["ask", "q", "--since", "7d"]).since == str(today - datetime.timedelta(days=7))
+    forms = "use YYYY, YYYY-MM or YYYY-MM-DD, or today, yesterday or Nd (N days ago)"
+    for flag, value, message in [
+        ("--since", "2024-13", "2024-13: month 13 is out of range; " + forms),
+        ("--until", "2023-02-29", "2023-02-29: day 29 is out of range for 2023-02; " + forms),
+        ("--since", "2024-00-10", "2024-00-10: month 0 is out of range"),
+        ("--since", "last week", "'last week' is not a date; " + forms),
+        ("--since", "2024-3", "'2024-3' is not a date"),
+        ("--until", "2024-03-05T10:00", "'2024-03-05T10:00' is not a date"),
+    ]:
+        with pytest.raises(SystemExit) as stopped:
+            main(["ask", flag, value, "who denied signing an accord?"])
+        assert stopped.value.code == 2
+        err = capsys.readouterr().err
+        assert f"argument {flag}: {message}" in err, err
+
+    assert main(["ingest", str(env / "articles")]) == 0
+    question = "who denied signing an accord?"
+    assert main(["ask", "--json", "--since", "2023-09", "--until", "2023", question]) == 0
+    assert main(["ask", "--json", "--since", "30d", question]) == 0
+    dated, recent = _json_lines(capsys.readouterr().out)
+    assert dated["answered"] is True and recent["answered"] is False  # the seed is 2023-09
+
+
+def test_poll_ingests_a_feed_whose_item_holds_a_lone_surrogate(
+    env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`&#xD800;` in a feed item made feedparser raise and `newsbot poll` lose the round."""
+    item = (
+        "<item><guid>{guid}</guid><link>https://wire.test/{guid}</link><title>{title}</title>"
+        "<description>{text}</description>"
+        "<pubDate>Mon, 02 Sep 2024 10:00:00 +0000</pubDate></item>"
+    )
+    channel = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel>'
+        "<title>{name}</title><link>https://wire.test/</link>{items}</channel></rss>"
+    )
+    hostile = channel.format(
+        name="Hostile Wire",
+        items=item.format(
+            guid="storm",
+            title="Storm &#xD800; closes the harbour of Portville",
+            text="A storm &#xD800; closed the harbour of Portville for three days.",
+        )
+        + item.format(
+            guid="ferry",
+            title="Ferry service resumes",
+            text="The first ferry left Portville at noon with two hundred passengers.",
+        ),
+    )
+    other = channel.format(
+        name="Other Wire",
+        items=item.format(
+            guid="bridge",
+            title="Bridge closed for repairs",
+            text="The old bridge of Portville is closed for repairs until the end of May.",
+        ),
+    )
+    with serve() as server:
+        feeds = [
+            server.add("/hostile.rss", hostile, "application/rss+xml"),
+            server.add("/other.rss", other, "application/rss+xml"),
+        ]
+        monkeypatch.setenv("NEWSBOT_FEEDS", json.dumps(feeds))
+        monkeypatch.setenv("NEWSBOT_ALLOW_PRIVATE_FEEDS", "true")
+        monkeypatch.setenv("NEWSBOT_FETCH_PAGES", "false")
+        assert main(["poll"]) == 0
+    captured = capsys.readouterr()
+    assert "2 feeds polled (0 unchanged, 0 failed): 3 new items, 3 articles added" in captured.out
+    assert main(["ask", "--json", "Which harbour did the storm close?"]) == 0
+    (answer,) = _json_lines(capsys.readouterr().out)
+    assert answer["answered"] is True
+    assert answer["citations"][0]["title"] == "Storm \ufffd closes the harbour of Portville"

@@ -260,6 +260,34 @@ def test_an_empty_but_valid_feed_has_no_items():
     assert parsed.items == [] and parsed.title == "Portville Post" and parsed.warning is None
 
 
+def test_char_refs_to_no_character_cost_neither_the_item_nor_the_feed(server: FeedServer):
+    """`&#xD800;` (a lone surrogate) and `&#x110000;` made feedparser raise, which lost the
+    feed and the whole poll; now they read as U+FFFD. An item with no readable text is
+    reported by its link instead of indexed."""
+    hostile = (
+        "<item><title>Storm &#xD800; hits &#55296; the coast</title>"
+        f"<link>{server.url('/storm')}?id=&#xDFFF;</link><pubDate>{DATE}</pubDate>"
+        "<description>The storm &#xD800;hit the coast on Tuesday &#x110000; and "
+        "&#99999999999; closed the harbour for three days.</description></item>"
+    )
+    junk = f"<item><title>$</title><link>{server.url('/junk')}</link></item>"
+    good = rss_item("Harbour reopens", server.url("/harbour"), "The harbour reopened today.")
+    url = server.add("/hostile.rss", rss([hostile, junk, good]), "application/rss+xml")
+    result = poll(FeedSource(url), fetch_pages=False)
+    assert result.ok and result.warning is None
+    storm, harbour = result.articles
+    assert storm.title == "Storm \ufffd hits \ufffd the coast"
+    assert storm.text == (
+        "The storm \ufffdhit the coast on Tuesday \ufffd and \ufffd closed the harbour for "
+        "three days."
+    )
+    assert storm.url == server.url("/storm") + "?id=%EF%BF%BD" and storm.date == "2024-03-05"
+    assert storm.content_hash and harbour.title == "Harbour reopens"
+    assert result.errors == [
+        f"{server.url('/junk')}: the text has no readable words (fewer than 10 letters)"
+    ]
+
+
 # --- summaries and pages ---------------------------------------------------------------
 
 
