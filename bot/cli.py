@@ -151,6 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _UserError as exc:
         print(f"newsbot: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        from index.store import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        # A full disk, an index of a newer version: one sentence, not a traceback.
+        print(f"newsbot: {exc}", file=sys.stderr)
+        return 1
 
 
 class _UserError(Exception):
@@ -205,7 +213,12 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     report = poll_feeds(engine, state, settings)
     for url, error in report.failed.items():
         print(f"feed {url}: {error}", file=sys.stderr)
+    for rejected in report.ingest.rejected:
+        print(f"skipped {rejected}", file=sys.stderr)
     print(report.summary())
+    if report.index_error:
+        print(f"newsbot: {report.index_error}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -254,7 +267,9 @@ def read_questions(args: argparse.Namespace) -> list[str]:
         except OSError as exc:
             raise _UserError(f"cannot read {args.file}: {exc.strerror or exc}") from None
         questions += [clean_text(line).strip() for line in raw.splitlines()]
-    questions = [q for q in questions if q]
+    # A question needs a word or a number: zero-width characters or punctuation alone
+    # are not one.
+    questions = [q for q in questions if any(c.isalnum() for c in q)]
     if not questions:
         raise _UserError("give at least one question, or --file with one question per line")
     return questions

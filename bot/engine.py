@@ -18,7 +18,7 @@ from typing import TypeVar
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.phrasing import Phraser
-from index.articles import Article, load_articles
+from index.articles import Article, clean_text, load_articles
 from index.corpus import RebuildReport, open_store, rebuild_lock, rebuild_store
 from index.dates import Period, question_period
 from index.embedding import Embedder, get_embedder
@@ -181,7 +181,9 @@ class Engine:
         return write(self.store)
 
     def ask(self, questions: Sequence[str], filters: SearchFilters | None = None) -> list[Answer]:
-        """Answer several questions (see `answer_questions`)."""
+        """Answer several questions (see `answer_questions`). Each is cleaned first: text
+        from any caller may hold lone surrogates or control characters a tokenizer rejects."""
+        questions = [clean_text(q) for q in questions]
         store = self.store
         retriever = build_retriever(self.settings, store, self.embedder)
         answers = [

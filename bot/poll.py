@@ -114,7 +114,7 @@ def poll_feeds(
             url,
             etag=poll.state.etag,
             last_modified=poll.state.last_modified,
-            error=poll.error or (f"warning: {poll.warning}" if poll.warning else None),
+            error=poll.error or _warning(poll),
             new_articles=count,
         )
     if settings.retention_days and report.index_error is None:
@@ -122,6 +122,17 @@ def poll_feeds(
     report.seconds = time.monotonic() - started
     log.info("poll: %s", report.summary())
     return report
+
+
+def _warning(poll: FeedPoll) -> str | None:
+    """What an admin's /feeds shows for a feed that worked with reservations: malformed but
+    usable, or items skipped (no readable text, no title nor link…)."""
+    if poll.warning:
+        return f"warning: {poll.warning}"
+    if poll.errors:
+        more = f" (and {len(poll.errors) - 1} more)" if len(poll.errors) > 1 else ""
+        return f"warning: an item was skipped: {poll.errors[0]}{more}"
+    return None
 
 
 class PageError(RuntimeError):

@@ -15,6 +15,7 @@ from typing import Any
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
 MAX_ARTICLE_CHARS = 300_000  # a book or a dump, not an article: refused with a message
 MIN_ARTICLE_LETTERS = 10  # fewer letters than this is not readable text
+MIN_DISTINCT_LETTERS = 5  # nor is a run of one or two letters repeated
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(?:[T ].*)?$")
 _SEED_FIRST_LINE = re.compile(r"^\s*date\s+(\d{4}-\d{2}(?:-\d{2})?)\s*(.*)$", re.IGNORECASE)
@@ -78,10 +79,15 @@ def article_problem(article: Article) -> str | None:
     if length > MAX_ARTICLE_CHARS:
         return f"the text is {length:,} characters long; the limit is {MAX_ARTICLE_CHARS:,}"
     letters = 0
+    distinct: set[str] = set()
     for char in article.text:
-        letters += char.isalpha()  # str.isalpha: Unicode categories L*
-        if letters >= MIN_ARTICLE_LETTERS:
-            return None
+        if char.isalpha():  # str.isalpha: Unicode categories L*
+            letters += 1
+            distinct.add(char.lower())
+            if letters >= MIN_ARTICLE_LETTERS and len(distinct) >= MIN_DISTINCT_LETTERS:
+                return None
+    if letters >= MIN_ARTICLE_LETTERS:  # "aaaa…": an entity bomb, not words
+        return f"the text is not words (fewer than {MIN_DISTINCT_LETTERS} different letters)"
     return f"the text has no readable words (fewer than {MIN_ARTICLE_LETTERS} letters)"
 
 

@@ -287,19 +287,26 @@ _DAY_MONTH_YEAR = re.compile(
 )
 
 
+def _plausible(date: str) -> bool:
+    """A feed item is not published in the far past or more than two days ahead (a junk
+    date such as "99999…" read as 9999-12-01 would pin it to the top of every list)."""
+    latest = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
+    return "1900" <= date[:10] <= latest
+
+
 def entry_date(entry: Any) -> str | None:
     """YYYY-MM-DD as the publisher wrote it (its own time zone); feedparser's UTC reading
     next; last, day-month-year with month names in a few languages ("Seg, 24 Set 2018")."""
     raw = [entry.get(key) for key in ("published", "updated", "created") if entry.get(key)]
     for value in raw:
         try:
-            if date := normalise_date(value):
+            if (date := normalise_date(value)) and _plausible(date):
                 return date
         except ArticleError:
             pass
     for key in ("published_parsed", "updated_parsed", "created_parsed"):
-        if entry.get(key):
-            return time.strftime("%Y-%m-%d", entry[key])
+        if entry.get(key) and _plausible(date := time.strftime("%Y-%m-%d", entry[key])):
+            return date
     for value in raw:
         match = _DAY_MONTH_YEAR.search(value)
         if match:

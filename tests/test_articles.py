@@ -254,7 +254,11 @@ def test_article_problem_names_unreadable_and_too_long_texts(tmp_path: Path) -> 
     assert article_problem(Article(title="t", text="abcde fghi 12345")) is not None
     short = article_problem(Article(title="t", text="\u200b$ 12 \x00 é"))
     assert short == "the text has no readable words (fewer than 10 letters)"
-    assert article_problem(Article(title="t", text="x" * MAX_ARTICLE_CHARS)) is None
+    assert (
+        article_problem(Article(title="t", text="abcdefghij" * (MAX_ARTICLE_CHARS // 10))) is None
+    )
+    repeated = article_problem(Article(title="t", text="a" * 1000 + " " + "b" * 1000))
+    assert repeated == "the text is not words (fewer than 5 different letters)"
     long_text = "word " * 60_001
     assert article_problem(Article(title="t", text=long_text)) == (
         "the text is 300,005 characters long; the limit is 300,000"
