@@ -330,3 +330,63 @@ def test_hostile_questions_on_the_command_line_get_a_clear_message(
         with pytest.raises(SystemExit) as exited:
             main(["ask", "--since", bad_date, "who denied signing an accord?"])
         assert exited.value.code == 2 and bad_date in capsys.readouterr().err
+
+
+def _mutated(rng: random.Random, feed: str) -> str:
+    """A feed broken the ways real ones are: cut anywhere, bytes flipped, markup dropped or
+    repeated, entities and encodings that lie."""
+    how = rng.choice(["cut", "flip", "drop", "repeat", "entity", "encoding"])
+    if how == "cut":
+        return feed[: rng.randint(0, len(feed))]
+    if how == "flip":
+        chars = list(feed)
+        for _ in range(rng.randint(1, 20)):
+            chars[rng.randrange(len(chars))] = chr(rng.choice([0, 1, 0x3C, 0x26, 0xD7FF, 0xFFFE]))
+        return "".join(chars)
+    if how == "drop":
+        start = rng.randrange(len(feed))
+        return feed[:start] + feed[start + rng.randint(1, 200) :]
+    if how == "repeat":
+        start = rng.randrange(len(feed))
+        return feed[:start] + feed[start : start + 300] * rng.randint(2, 50) + feed[start:]
+    if how == "entity":
+        return feed.replace("<description>", "<description>&#x110000;&#xFFFF;&bogus;&#", 1)
+    return feed.replace('encoding="UTF-8"', 'encoding="ISO-2022-JP"')
+
+
+def test_a_round_of_a_hundred_broken_feeds_never_aborts_and_loses_no_good_feed(
+    server: FeedServer, settings: Settings, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    rng = random.Random(SEED + 3)
+    good_urls, expected = [], set()
+    broken_urls = []
+    for f in range(100):
+        items = []
+        for i in range(2 if f % 25 == 0 else 1):
+            marker = f"Mutix{f}x{i}"
+            title, text = _story(rng, marker)
+            items.append(_item(marker, title, text))
+        feed = _rss(items)
+        if f % 25 == 0:  # a few feeds stay intact, among the broken ones
+            good_urls.append(server.add(f"/m{f}.rss", feed, "application/rss+xml"))
+            expected |= {f"Mutix{f}x0", f"Mutix{f}x1"}
+        else:
+            body = _mutated(rng, feed).encode("utf-8", "surrogatepass")
+            broken_urls.append(server.add(f"/m{f}.rss", body, "application/rss+xml"))
+    config = settings.model_copy(
+        update={
+            "feeds": [FeedSource(url=u) for u in broken_urls + good_urls],
+            "allow_private_feeds": True,
+            "fetch_pages": False,
+            "fetch_timeout": 5.0,
+        }
+    )
+    engine = Engine(config, embedder=embedder)
+    state = State(config.state_path)
+    report = poll_feeds(engine, state, config)
+    assert report.feeds == 100 and report.index_error is None
+    indexed = " ".join(a.title + " " + a.text for a in engine.store.all_articles())
+    assert not [m for m in expected if m not in indexed]
+    assert len(state.feeds()) == 100 and all(r.last_polled for r in state.feeds())
+    engine.close()
+    state.close()
