@@ -14,6 +14,10 @@ from typing import Any
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".json", ".jsonl")
 MAX_ARTICLE_CHARS = 300_000  # a book or a dump, not an article: refused with a message
+# A file (or JSONL line) of one article past this size cannot hold an article under the
+# limit (UTF-8 takes at most 4 bytes a character; markup aside): refused without reading.
+MAX_RECORD_BYTES = 4 * MAX_ARTICLE_CHARS + 65_536
+MAX_JSON_BYTES = 256 * 1024 * 1024  # a .json file is parsed whole; .jsonl is streamed
 MIN_ARTICLE_LETTERS = 10  # fewer letters than this is not readable text
 MIN_DISTINCT_LETTERS = 5  # nor is a run of one or two letters repeated
 
@@ -309,6 +313,16 @@ def _read_file(path: Path) -> Iterator[Article | ArticleError]:
     if suffix == ".jsonl":
         yield from _read_jsonl(path)
         return
+    limit = MAX_JSON_BYTES if suffix == ".json" else MAX_RECORD_BYTES
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        yield ArticleError(f"{path}: {exc.strerror or exc}")
+        return
+    if size > limit:  # refused unread: memory stays bounded whatever the file
+        hint = " (use .jsonl, one article per line, for a large collection)" * (suffix == ".json")
+        yield ArticleError(f"{path}: the file is {size:,} bytes; the limit is {limit:,}{hint}")
+        return
     try:
         raw = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -334,8 +348,15 @@ def _read_jsonl(path: Path) -> Iterator[Article | ArticleError]:
     """JSONL, read in binary and split on "\\n" only: U+2028 or NEL inside a string is
     valid JSON, and a line that is not UTF-8 is reported by its number."""
     with path.open("rb") as lines:
-        for number, line in enumerate(lines, start=1):
+        number = 0
+        while line := lines.readline(MAX_RECORD_BYTES + 1):
+            number += 1
             where = f"{path}:{number}"
+            if len(line) > MAX_RECORD_BYTES and not line.endswith(b"\n"):
+                while (rest := lines.readline(1 << 20)) and not rest.endswith(b"\n"):
+                    pass  # skip the rest of the line without holding it
+                yield ArticleError(f"{where}: the line is over {MAX_RECORD_BYTES:,} bytes")
+                continue
             try:
                 text = line.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError as exc:

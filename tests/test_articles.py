@@ -268,3 +268,24 @@ def test_article_problem_names_unreadable_and_too_long_texts(tmp_path: Path) -> 
     assert error == (
         f"{tmp_path / 'book.json'}: the text is 300,004 characters long; the limit is 300,000"
     )
+
+
+def test_files_and_lines_too_big_for_an_article_are_refused_unread(tmp_path: Path) -> None:
+    from index.articles import MAX_RECORD_BYTES
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"word " * (MAX_RECORD_BYTES // 5 + 10))
+    lines = tmp_path / "lines.jsonl"
+    good = json.dumps({"title": "Good", "text": GOOD})
+    lines.write_bytes(
+        (good + "\n").encode()
+        + b'{"text": "'
+        + b"x" * (MAX_RECORD_BYTES + 10)
+        + b'"}\n'
+        + (good.replace("Good", "Also good") + "\n").encode()
+    )
+    loaded = load_articles([big, lines])
+    assert [a.title for a in loaded.articles] == ["Good", "Also good"]
+    assert len(loaded.errors) == 2
+    assert "big.txt: the file is" in loaded.errors[0] and "the limit is" in loaded.errors[0]
+    assert "lines.jsonl:2: the line is over" in loaded.errors[1]
