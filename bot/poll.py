@@ -150,4 +150,10 @@ def ingest_url(engine: Engine, settings: Settings, url: str) -> tuple[Article, I
     article = extract_article(page.content, page.final_url)
     if article is None:
         raise PageError(f"no article text found at {url}")
-    return article, engine.add_articles([article])
+    try:
+        report = engine.add_articles([article])
+    except StoreError as exc:  # a full disk: said to the admin, nothing half-written
+        raise PageError(str(exc)) from None
+    if report.rejected:
+        raise PageError(f"{url}: {report.rejected[0].split(': ', 1)[-1]}")
+    return article, report

@@ -232,3 +232,55 @@ def test_an_admin_removes_an_article_and_others_cannot(
     asyncio.run(scenario())
     assert engine.stats().articles == 1
     engine.close()
+
+
+PAGE = """<html lang="en"><head><title>Tidal power plant opens in Brittany</title>
+<meta property="og:site_name" content="Local Wire"></head><body><article>
+<h1>Tidal power plant opens in Brittany</h1>
+<p>A tidal power plant on the Rance estuary in Brittany started delivering electricity on
+Monday, the operator said, after three years of works on the turbines and the dam.</p>
+<p>The plant is expected to cover the needs of two hundred thousand homes, according to the
+regional council, which financed a third of the project.</p></article></body></html>"""
+
+
+def test_a_page_ingested_while_a_reindex_builds_is_in_the_rebuilt_index(
+    fake_api: FakeBotAPI, tmp_path: Path, cache_dir: Path, embedder: Any
+) -> None:
+    from tests.feed_server import serve
+
+    gated = GatedEmbedder(embedder)
+    data = make_data_dir(tmp_path / "data")
+    engine = engine_for(data, cache_dir, gated, allow_private_feeds=True)
+    (data / "articles" / "comets.jsonl").write_text(
+        json.dumps({"title": "Comet", "text": f"The comet {MARKER} passed close to Mars."}),
+        encoding="utf-8",
+    )
+    root = fake_api.user("Root", user_id=ADMIN_ID)
+    admin_chat = fake_api.private_chat(root)
+
+    async def scenario() -> None:
+        with serve() as pages:
+            url = pages.add("/tidal.html", PAGE)
+            async with running_bot(fake_api, engine):
+                fake_api.user_says(admin_chat, root, "/reindex")
+                assert await asyncio.to_thread(gated.waiting.wait, 20)  # building, paused
+                ingest = fake_api.user_says(admin_chat, root, f"/ingest {url}")
+                (done,) = await wait_for_replies(fake_api, admin_chat, ingest)
+                assert done.text.startswith("Indexed: Tidal power plant opens in Brittany")
+                gated.passes.release()
+                await fake_api.wait_for_async(
+                    lambda: "Reindex done" in fake_api.sent_messages(admin_chat)[0].text,
+                    20,
+                    "reindex done",
+                )
+                question = fake_api.user_says(
+                    admin_chat, root, "Which tidal power plant opened in Brittany?"
+                )
+                (answer,) = await wait_for_replies(fake_api, admin_chat, question)
+                assert answer.text.startswith("1. Tidal power plant opens in Brittany")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.close()
+    assert len(engine.store.all_articles()) == 3  # the seed, the comet and the page
