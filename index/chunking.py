@@ -1,7 +1,14 @@
-"""Article -> passages: windows of whole sentences within the embedding model's token budget."""
+"""Article -> passages: windows of whole sentences within the embedding model's token budget.
+
+All the work is linear in the text's length whatever its shape (100,000 characters without a
+full stop, thousands of initials, a line of dots, one 300,000-character word): each sentence
+is counted once, and later counts are of spans the budget bounds, searched from an estimate.
+"""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,13 +77,18 @@ _ABBREVIATIONS = {
     "e.g",
     "i.e",
 }
+_LONGEST_ABBREVIATION = max(map(len, _ABBREVIATIONS))
+_TRAILING_WORD = re.compile(r"([\w.]+)$")
+_WORD = re.compile(r"\S+")
 # A sentence ends at . ! ? … (and any closing quotes or brackets) before white space or the
 # end, or -- where text lost its paragraph breaks, as scraped news often has
 # ("l'incendie.Un homme", "surveillance?\".Le gouvernement", "rien\".Après", "rebondir ?Parmi")
 # -- right before a capitalised word, when the mark follows a word (not "3.5", "lemonde.fr"
 # or "node.JS").
+# A match is tried from the first mark of a run only: tried from each mark of a long run of
+# dots not followed by white space, the regex would rescan the rest of the run every time.
 _SENTENCE_END = re.compile(
-    r"[.!?…]+[\"'»”’)\]]*(?=\s+|$)"
+    r"(?<![.!?…])[.!?…]+[\"'»”’)\]]*(?=\s|$)"
     r"|(?:(?<=[^\W_])|(?<=[^\W_][ \u00a0\u202f]))"
     r"(?:[.!?…]+[\"'»”’)\]]*|[\"'»”’)\]]+[.!?…]+)\.?(?=[A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ'’])"
 )
@@ -121,7 +133,10 @@ def sentence_spans(text: str, start: int = 0, end: int | None = None) -> list[Se
 
 
 def _is_abbreviation(text: str, sentence_start: int, dot: int) -> bool:
-    word = re.search(r"([\w.]+)$", text[sentence_start:dot])
+    """Whether the word before this dot is an abbreviation or an initial. Only a few
+    characters are read back (never the whole sentence so far): a longer word is none."""
+    lookback = max(sentence_start, dot - _LONGEST_ABBREVIATION - 2)
+    word = _TRAILING_WORD.search(text[lookback:dot])
     if not word:
         return False
     token = word.group(1).lower()
@@ -159,7 +174,8 @@ def split_into_passages(
 ) -> list[Passage]:
     """Cut an article into passages of whole sentences (~80–200 words), one sentence of
     overlap inside a section; a heading starts a new passage and stays with it. A single
-    sentence over the token budget is the only thing ever cut, at word boundaries."""
+    sentence over the token budget is the only thing ever cut, at word boundaries (and a
+    word over the budget on its own, between characters)."""
     text = article.text
     spans = paragraph_spans(text)
     # An article made only of short lines (a feed item with just a headline) is all text.
@@ -170,11 +186,12 @@ def split_into_passages(
             sections.append((text[start:end].strip().strip("'\"«»“” "), []))
         else:
             sections[-1][1].extend(sentence_spans(text, start, end))
+    counter = _Counter(count_tokens)
     passages: list[Passage] = []
     for heading, sentences in sections:
         budget = max_tokens - count_tokens(heading) - 8 if heading else max_tokens - 4
-        pieces = _fit_sentences(text, sentences, count_tokens, budget)
-        for first, last in _windows(text, pieces, count_tokens, budget, target_words, max_words):
+        pieces = _fit_sentences(text, sentences, counter, budget)
+        for first, last in _windows(text, pieces, counter, budget, target_words, max_words):
             passages.append(
                 Passage(
                     article_id=article.id,
@@ -188,70 +205,198 @@ def split_into_passages(
     return passages
 
 
+@dataclass(frozen=True)
+class _Piece:
+    """A sentence, or a piece of one over the budget, with its words and (estimated) tokens."""
+
+    start: int
+    end: int
+    words: int
+    tokens: int
+
+
+class _Counter:
+    """count_tokens with its fixed cost (prompt, special tokens) known, so that the tokens of
+    a span can be estimated from those of its parts before one call checks the estimate.
+    Counts are assumed to grow as a span grows by whole words, as a subword tokenizer's do."""
+
+    def __init__(self, count_tokens: Callable[[str], int]) -> None:
+        self.count = count_tokens
+        self.overhead = count_tokens("")
+
+    def fits(self, text: str, start: int, end: int, budget: int) -> bool:
+        """Whether text[start:end] is within the budget."""
+        return self.count(text[start:end]) <= budget
+
+    def fits_to(self, text: str, start: int, ends: list[int], budget: int) -> Callable[[int], bool]:
+        """Whether text[start:ends[k]] is within the budget, as a function of k."""
+        return lambda k: self.count(text[start : ends[k]]) <= budget
+
+    def own_tokens(self, tokens: int) -> int:
+        """A span's tokens less the fixed cost every count includes."""
+        return max(tokens - self.overhead, 0)
+
+
 def _fit_sentences(
-    text: str, sentences: list[Sentence], count_tokens: Callable[[str], int], budget: int
-) -> list[Sentence]:
-    """Split any sentence that alone exceeds the token budget into word-boundary pieces."""
-    fitted: list[Sentence] = []
+    text: str, sentences: list[Sentence], counter: _Counter, budget: int
+) -> list[_Piece]:
+    """Split any sentence that alone exceeds the token budget into word-boundary pieces;
+    each sentence is counted once, and its count kept for the windows' estimates."""
+    fitted: list[_Piece] = []
     for sentence in sentences:
-        if count_tokens(text[sentence.start : sentence.end]) <= budget:
-            fitted.append(sentence)
-            continue
-        words = [
-            (sentence.start + m.start(), sentence.start + m.end())
-            for m in re.finditer(r"\S+", text[sentence.start : sentence.end])
-        ]
-        first = 0
-        for i in range(1, len(words)):
-            if count_tokens(text[words[first][0] : words[i][1]]) > budget:
-                fitted.append(Sentence(words[first][0], words[i - 1][1]))
-                first = i
-        fitted.append(Sentence(words[first][0], words[-1][1]))
+        tokens = counter.count(text[sentence.start : sentence.end])
+        if tokens <= budget:
+            words = len(text[sentence.start : sentence.end].split())
+            fitted.append(_Piece(sentence.start, sentence.end, words, tokens))
+        else:
+            fitted.extend(_cut_sentence(text, sentence, tokens, counter, budget))
     return fitted
+
+
+def _cut_sentence(
+    text: str, sentence: Sentence, tokens: int, counter: _Counter, budget: int
+) -> list[_Piece]:
+    """The longest runs of words that fit, one after the other (as a word-by-word loop would
+    cut them); each word is counted once, so that one or two calls find where a run ends.
+    A word over the budget on its own is cut between characters."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text, sentence.start, sentence.end)]
+    counts = [tokens] if len(words) == 1 else [counter.count(text[a:b]) for a, b in words]
+    own = [counter.own_tokens(count) for count in counts]
+    ends = [end for _, end in words]
+    sums = list(itertools.accumulate(own, initial=0))
+    room = budget - counter.overhead
+    pieces: list[_Piece] = []
+    first, start = 0, words[0][0]
+    while first < len(words):
+        word_start, word_end = words[first]
+        if start == word_start and counts[first] > budget:
+            start = _cut_word(text, start, word_end, counts[first], counter, budget, pieces)
+            if start == word_end:
+                first += 1
+                start = words[first][0] if first < len(words) else start
+            continue
+        # The first word may be what a character cut left of it: estimate its share.
+        head = own[first] * (word_end - start) // (word_end - word_start)
+        guess = bisect.bisect_right(sums, room - head + sums[first + 1]) - 2
+        fits = counter.fits_to(text, start, ends, budget)
+        last = _longest_fit(fits, first, len(words) - 1, guess)
+        estimate = counter.overhead + head + sums[last + 1] - sums[first + 1]
+        pieces.append(_Piece(start, words[last][1], last - first + 1, estimate))
+        first = last + 1
+        if first < len(words):
+            start = words[first][0]
+    return pieces
+
+
+def _cut_word(
+    text: str,
+    start: int,
+    end: int,
+    word_tokens: int,
+    counter: _Counter,
+    budget: int,
+    out: list[_Piece],
+) -> int:
+    """Cut text[start:end], one word of `word_tokens` tokens, into runs of characters that fill
+    the budget (sized from the characters per token measured so far, checked by a count).
+    The last run, once it fits, is left to start the next piece: where it starts is
+    returned (`end` when nothing is left)."""
+    room = max(budget - counter.overhead, 1)
+    per_token = (end - start) / max(counter.own_tokens(word_tokens), 1)
+    while start < end:
+        size = min(max(int(room * per_token), 1), end - start)
+        tokens = counter.count(text[start : start + size])
+        if tokens <= budget * 0.9 and size < end - start:  # too cautious: grow once
+            per_token = size / max(counter.own_tokens(tokens), 1)
+            size = min(max(int(room * per_token), size), end - start)
+            tokens = counter.count(text[start : start + size])
+        while tokens > budget and size > 1:  # a character over the budget alone still goes
+            per_token = size / max(counter.own_tokens(tokens), 1)
+            size = max(min(int(room * per_token * 0.98), size - 1), 1)
+            tokens = counter.count(text[start : start + size])
+        if start + size == end and tokens <= budget:
+            break
+        out.append(_Piece(start, start + size, 1, tokens))
+        per_token = size / max(counter.own_tokens(tokens), 1)
+        start += size
+    return start
+
+
+def _longest_fit(fits: Callable[[int], bool], low: int, high: int, guess: int) -> int:
+    """The largest k in [low, high] with fits(k) (low counts as fitting, unchecked), for a
+    fits that is true then false: two calls when the guess is right, a gallop from it and a
+    bisection when it is not, so that no call spans much more than the answer."""
+    guess = min(max(guess, low), high)
+    if guess > low and not fits(guess):
+        hi, step = guess - 1, 1
+        while guess - step > low and not fits(guess - step):
+            hi, step = guess - step - 1, step * 2
+        lo = max(guess - step, low)
+    else:
+        lo, hi, step = guess, high, 1
+        while guess + step <= high:
+            if not fits(guess + step):
+                hi = guess + step - 1
+                break
+            lo, step = guess + step, step * 2
+    while lo < hi:
+        middle = (lo + hi + 1) // 2
+        if fits(middle):
+            lo = middle
+        else:
+            hi = middle - 1
+    return lo
 
 
 def _windows(
     text: str,
-    sentences: list[Sentence],
-    count_tokens: Callable[[str], int],
+    pieces: list[_Piece],
+    counter: _Counter,
     budget: int,
     target_words: int,
     max_words: int,
-) -> list[tuple[Sentence, Sentence]]:
+) -> list[tuple[_Piece, _Piece]]:
     """Greedy windows: grow to the target size, never past max words or the token budget;
     the next window starts with the last sentence of the previous one."""
-    windows: list[tuple[Sentence, Sentence]] = []
+    words = list(itertools.accumulate((p.words for p in pieces), initial=0))
+    tokens = list(itertools.accumulate((counter.own_tokens(p.tokens) for p in pieces), initial=0))
+    ends = [p.end for p in pieces]
+    room = budget - counter.overhead
+    windows: list[tuple[_Piece, _Piece]] = []
     i = 0
-    while i < len(sentences):
-        j = i
-        words = _words(text, sentences[i])
-        while j + 1 < len(sentences) and words < target_words:
-            extra = _words(text, sentences[j + 1])
-            span = text[sentences[i].start : sentences[j + 1].end]
-            if words + extra > max_words or count_tokens(span) > budget:
-                break
-            words += extra
-            j += 1
-        windows.append((sentences[i], sentences[j]))
-        if j + 1 >= len(sentences):
+    while i < len(pieces):
+        # Where the word limits stop the window: the target reached, or max words next.
+        reach = max(
+            min(
+                bisect.bisect_left(words, words[i] + target_words) - 1,
+                bisect.bisect_right(words, words[i] + max_words) - 2,
+                len(pieces) - 1,
+            ),
+            i,
+        )
+        guess = bisect.bisect_right(tokens, tokens[i] + room) - 2
+        j = _longest_fit(counter.fits_to(text, pieces[i].start, ends, budget), i, reach, guess)
+        windows.append((pieces[i], pieces[j]))
+        if j + 1 >= len(pieces):
             break
-        remaining = sum(_words(text, s) for s in sentences[j + 1 :])
-        if remaining < MIN_WORDS // 2 and windows:
-            tail_span = text[sentences[i].start : sentences[-1].end]
-            if words + remaining <= max_words and count_tokens(tail_span) <= budget:
-                windows[-1] = (sentences[i], sentences[-1])
-                break
+        remaining = words[-1] - words[j + 1]
+        # Stopped short of `reach`, the window with the next sentence was over the budget,
+        # and so is any window that holds it.
+        if (
+            remaining < MIN_WORDS // 2
+            and j == reach
+            and words[-1] - words[i] <= max_words
+            and counter.fits(text, pieces[i].start, pieces[-1].end, budget)
+        ):
+            windows[-1] = (pieces[i], pieces[-1])
+            break
         overlap_fits = (
             j > i
-            and _words(text, sentences[j]) + _words(text, sentences[j + 1]) <= max_words
-            and count_tokens(text[sentences[j].start : sentences[j + 1].end]) <= budget
+            and pieces[j].words + pieces[j + 1].words <= max_words
+            and counter.fits(text, pieces[j].start, pieces[j + 1].end, budget)
         )
         i = j if overlap_fits else j + 1
     return windows
-
-
-def _words(text: str, sentence: Sentence) -> int:
-    return len(text[sentence.start : sentence.end].split())
 
 
 def quote_spans(text: str, start: int, end: int) -> list[tuple[int, int]]:
