@@ -12,12 +12,10 @@ import datetime
 import errno
 import fcntl
 import hashlib
-import json
 import logging
 import os
 import re
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -33,15 +31,22 @@ from tqdm import tqdm
 from index.articles import Article, article_problem
 from index.articles import article_id as stable_article_id
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
+from index.faiss_cache import (
+    SNAPSHOT_NAME,
+    CacheError,
+    FaissCache,
+    Loaded,
+    new_index,
+    remove_stale_temp_files,
+)
 from index.lexical import FILL_FTS, FTS_SCHEMA, lexical_search
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "newsbot.sqlite3"
-FAISS_NAME = "faiss.index"
+FAISS_NAME = SNAPSHOT_NAME
 LOCK_NAME = "write.lock"
 SCHEMA_VERSION = 3
-_FAISS_MAGIC = b"NEWSBOT-FAISS-1\n"
 BATCH_ARTICLES = 32
 # Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
 SENTENCE_CACHE = 5_000
@@ -248,8 +253,10 @@ class Store:
         self._migrate()
         self._check_model()
         self._inode = (self.directory / DB_NAME).stat().st_ino
-        _remove_stale_temp_files(self.directory)
-        self.index = new_faiss_index(dim)
+        remove_stale_temp_files(self.directory)
+        self._cache = FaissCache(self.directory, dim)
+        self._on_disk: Loaded | None = None  # where this process's view of the files stops
+        self.index = new_index(dim)
         self._loaded_generation = -1
         self._load_faiss(locked=False)
 
@@ -325,58 +332,83 @@ class Store:
             )
 
     def _load_faiss(self, locked: bool) -> None:
-        """Load the FAISS cache, or rebuild it from SQLite when it is stale or broken.
+        """Bring the in-memory FAISS index to SQLite's generation: read only the log records
+        written since it was last read, else the whole cache, else rebuild it from SQLite.
 
-        A writer commits SQLite first and writes the FAISS file after; a reader that looks
-        in between finds the file one write behind. It then keeps serving what it has (or
-        the file) and looks again at its next question, rather than rebuilding the whole
-        index itself: it rebuilds only when no writer holds the lock (a writer was killed
-        between the two, or the disk was full) or when it is the writer (`locked`)."""
-        path = self.directory / FAISS_NAME
+        A writer commits SQLite first and appends to the FAISS log after; a reader that
+        looks in between finds the files one write behind. It then keeps serving what it
+        has and looks again at its next question, rather than rebuilding the whole index
+        itself: it rebuilds only when no writer holds the lock (a writer was killed between
+        the two, or the disk was full) or when it is the writer (`locked`)."""
         generation, count = self._generation_and_count()
-        loaded: tuple[faiss.Index, int] | None = None
+        if self._on_disk is not None and self._catch_up(generation, count):
+            return
+        loaded: Loaded | None = None
         try:
-            loaded = read_faiss(path)
+            loaded = self._cache.load()
         except FileNotFoundError:
             if count:
                 log.warning("FAISS cache missing in %s; rebuilding from SQLite", self.directory)
-        except (StoreError, RuntimeError, ValueError) as exc:
+        except (CacheError, OSError) as exc:
             log.warning("FAISS cache in %s unreadable (%s); rebuilding", self.directory, exc)
         if loaded is not None:
-            index, saved = loaded
-            if saved == generation and index.ntotal == count and index.d == self.dim:
+            fresh = loaded.generation == generation and loaded.index.ntotal == count
+            if fresh and loaded.index.d == self.dim:
                 with self._lock:
-                    self.index, self._loaded_generation = index, generation
+                    self.index, self._loaded_generation = loaded.index, generation
+                    self._on_disk = loaded
                 return
         with self._lock_file() as handle:
             if not locked and not _try_flock(handle, fcntl.LOCK_SH):
                 # A writer is between its SQLite commit and its FAISS write.
-                if loaded is not None and loaded[1] > self._loaded_generation:
+                if loaded is not None and loaded.generation > self._loaded_generation:
                     with self._lock:
-                        self.index, self._loaded_generation = loaded
+                        self.index, self._loaded_generation = loaded.index, loaded.generation
+                        self._on_disk = loaded
                 elif self._loaded_generation < 0:  # nothing to serve yet: build it anyway
-                    self._rebuild_faiss(path)
+                    self._rebuild_faiss()
                 return
             if loaded is not None:
                 log.warning(
                     "FAISS cache in %s is stale (%d vectors, generation %s; SQLite has %d, %s); "
                     "rebuilding from SQLite",
                     self.directory,
-                    loaded[0].ntotal,
-                    loaded[1],
+                    loaded.index.ntotal,
+                    loaded.generation,
                     count,
                     generation,
                 )
-            self._rebuild_faiss(path)
+            self._rebuild_faiss()
 
-    def _rebuild_faiss(self, path: Path) -> None:
+    def _catch_up(self, generation: int, count: int) -> bool:
+        """Apply the log records other processes appended since this one last read; True
+        when that brought the index to SQLite's generation."""
+        on_disk = self._on_disk
+        assert on_disk is not None
+        with self._lock:
+            if on_disk.index is not self.index or not self._cache.catch_up(on_disk):
+                self._on_disk = None
+                return False
+            self._loaded_generation = on_disk.generation
+            return on_disk.generation == generation and self.index.ntotal == count
+
+    def _rebuild_faiss(self) -> None:
         index, generation = self._build_faiss()
         with self._lock:
             self.index, self._loaded_generation = index, generation
+            self._on_disk = None
         try:
-            write_faiss(path, index, generation)
+            self._cache.save(index, generation)
+            self._on_disk = self._cache_position(index, generation)
         except OSError as exc:  # a full disk: the index still serves from memory
             log.warning("could not save the FAISS cache in %s: %s", self.directory, exc)
+
+    def _cache_position(self, index: faiss.Index, generation: int) -> Loaded | None:
+        """Where the files stand right after this process wrote them (under the lock)."""
+        try:
+            return self._cache.position(index, generation)
+        except OSError:
+            return None
 
     def _generation_and_count(self) -> tuple[int, int]:
         return self.generation, self._count("passages")
@@ -384,7 +416,7 @@ class Store:
     def _build_faiss(self) -> tuple[faiss.Index, int]:
         """The FAISS index of SQLite's passages, and the generation it reflects (read in
         one snapshot, so a write committed meanwhile is in neither or both)."""
-        index = new_faiss_index(self.dim)
+        index = new_index(self.dim)
         self._db.execute("BEGIN")
         try:
             generation = self.generation
@@ -774,18 +806,21 @@ class Store:
     def _apply_to_faiss(
         self, removed: list[int], ids: list[int], vectors: list[np.ndarray], generation: int
     ) -> None:
+        """Apply a committed write to the in-memory index and append it to the FAISS log
+        (the cost of the write, not of the index; see index/faiss_cache.py)."""
+        matrix = np.vstack(vectors).astype(np.float32) if ids else None
         with self._lock:
             if removed:
                 self.index.remove_ids(faiss.IDSelectorBatch(np.array(removed, dtype=np.int64)))
-            if ids:
-                self.index.add_with_ids(
-                    np.vstack(vectors).astype(np.float32), np.array(ids, dtype=np.int64)
-                )
+            if matrix is not None:
+                self.index.add_with_ids(matrix, np.array(ids, dtype=np.int64))
             self._loaded_generation = generation
             try:
-                write_faiss(self.directory / FAISS_NAME, self.index, generation)
+                self._cache.append(self.index, generation, removed, ids, matrix)
+                self._on_disk = self._cache_position(self.index, generation)
             except OSError as exc:
                 # SQLite holds the write; the file is rebuilt from it by the next reader.
+                self._on_disk = None
                 log.warning("could not save the FAISS cache in %s: %s", self.directory, exc)
 
     def embed_texts(self, texts: Sequence[str], encoder: PassageEncoder) -> np.ndarray:
@@ -1059,14 +1094,13 @@ class Store:
             "SELECT COUNT(*), COUNT(DISTINCT NULLIF(source, '')), MIN(date), MAX(date) "
             "FROM articles"
         ).fetchone()
-        faiss_path = self.directory / FAISS_NAME
         return StoreStats(
             articles=int(row[0]),
             passages=self._count("passages"),
             sources=int(row[1]),
             model=self._meta("model_id"),
             last_update=self._meta("last_update"),
-            index_bytes=faiss_path.stat().st_size if faiss_path.exists() else 0,
+            index_bytes=self._cache.bytes_on_disk(),
             first_date=row[2],
             last_date=row[3],
         )
@@ -1101,66 +1135,9 @@ def _article_from_row(row: sqlite3.Row) -> Article:
     )
 
 
-def new_faiss_index(dim: int) -> faiss.Index:
-    """Exact inner product over normalised vectors (= cosine), addressed by passage id."""
-    return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-
-
-def write_faiss(path: Path, index: faiss.Index, generation: int) -> None:
-    """Write atomically: a temp file in the same folder, fsync, then os.replace."""
-    payload = faiss.serialize_index(index).tobytes()
-    header = json.dumps({"generation": generation, "count": int(index.ntotal)}).encode() + b"\n"
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(_FAISS_MAGIC + header + payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-_TEMP_PREFIX = ".faiss-"
-
-
-def _remove_stale_temp_files(directory: Path) -> None:
-    """Temp files of a save that was killed (its process is gone) are never used again."""
-    for temp in directory.glob(f"{_TEMP_PREFIX}*"):
-        owner = temp.name[len(_TEMP_PREFIX) :].split("-", 1)[0]
-        if owner.isdigit() and _alive(int(owner)):
-            continue
-        temp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _try_flock(fd: int, kind: int) -> bool:
     try:
         fcntl.flock(fd, kind | fcntl.LOCK_NB)
     except BlockingIOError:
         return False
     return True
-
-
-def read_faiss(path: Path) -> tuple[faiss.Index, int]:
-    """Read a file written by write_faiss; raise StoreError when it is not one."""
-    data = path.read_bytes()
-    if not data.startswith(_FAISS_MAGIC):
-        raise StoreError("not a newsbot FAISS file")
-    header_end = data.index(b"\n", len(_FAISS_MAGIC))
-    header = json.loads(data[len(_FAISS_MAGIC) : header_end])
-    payload = np.frombuffer(data[header_end + 1 :], dtype=np.uint8)
-    index = faiss.deserialize_index(payload)
-    if index.ntotal != header["count"]:
-        raise StoreError("FAISS file is truncated")
-    return index, int(header["generation"])

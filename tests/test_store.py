@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index import faiss_cache
 from index import store as store_module
 from index.articles import Article, load_articles
 from index.store import FAISS_NAME, ModelMismatchError, Store
@@ -152,7 +153,9 @@ def test_crash_while_saving_faiss_leaves_a_loadable_index(
     def crash(*args: object) -> None:
         raise OSError("simulated power cut during os.replace")
 
-    monkeypatch.setattr(store_module.os, "replace", crash)
+    monkeypatch.setattr(faiss_cache, "COMPACT_RATIO", 0.0)  # every write rewrites the file
+    monkeypatch.setattr(faiss_cache, "COMPACT_MIN_BYTES", 0)
+    monkeypatch.setattr(faiss_cache.os, "replace", crash)
     # SQLite holds the write: it is reported done, and the cache is rebuilt from SQLite.
     assert store.add_articles(_other_articles(2), embedder).added == 2
     monkeypatch.undo()
@@ -279,3 +282,43 @@ def test_copies_of_one_story_share_a_story_and_distinct_stories_do_not(
     assert stories[republished.id] == stories[original.id] == original.id
     assert stories[reworded.id] == original.id
     assert stories[unrelated.id] == unrelated.id
+
+
+def test_a_write_appends_to_the_faiss_log_and_readers_apply_only_that(
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    writer = Store(tmp_path, embedder.model_id, embedder.dim)
+    writer.add_articles(_other_articles(12), embedder)
+    snapshot = (tmp_path / FAISS_NAME).read_bytes()
+    log = tmp_path / faiss_cache.LOG_NAME
+    before = log.stat().st_size
+    reader = Store(tmp_path, embedder.model_id, embedder.dim)
+    served = reader.index
+    writer.add_articles(_other_articles(13)[12:], embedder)
+    # A write costs its own size (one passage: a vector and its id), not the index's.
+    assert (tmp_path / FAISS_NAME).read_bytes() == snapshot
+    assert 0 < log.stat().st_size - before < 4 * 384 + 200
+    assert reader.refresh() is True
+    assert reader.index is served and served.ntotal == writer.index.ntotal == 13  # in place
+    # Once the log is a large share of the snapshot, the snapshot is rewritten.
+    monkeypatch.setattr(faiss_cache, "COMPACT_MIN_BYTES", 0)
+    writer.add_articles(_other_articles(30)[13:], embedder)
+    assert log.stat().st_size == 0
+    assert (tmp_path / FAISS_NAME).read_bytes() != snapshot
+    assert reader.refresh() is True and reader.index.ntotal == 30
+
+
+def test_a_torn_faiss_log_record_is_ignored_and_the_index_rebuilt(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(_other_articles(8), embedder)
+    store.add_articles(_other_articles(9)[8:], embedder)
+    store.close()
+    log = tmp_path / faiss_cache.LOG_NAME
+    data = log.read_bytes()
+    log.write_bytes(data[: len(data) - 100])  # a writer killed in the middle of appending
+    encoder = CountingEncoder(embedder)
+    reopened = Store(tmp_path, encoder.model_id, encoder.dim)
+    assert reopened.index.ntotal == reopened.stats().passages == 9
+    assert encoder.embedded == 0
+    hits = reopened.search_vectors(embedder.embed_queries(["storm Storm8 Brittany"]), 1)[0]
+    assert "Storm8" in reopened.passages([hits[0][0]])[hits[0][0]].text
