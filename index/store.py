@@ -244,7 +244,8 @@ class Store:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        self._secondary: dict[str, tuple[int, np.ndarray, np.ndarray]] = {}
+        # model id -> (generation, passage ids, vectors, text hashes of those passages)
+        self._secondary: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
         self._secondary_rows: dict[int, int] = {}
         self._sentence_cache: dict[int, np.ndarray | None] = {}
         self._sentence_generation = -1
@@ -934,17 +935,49 @@ class Store:
 
     def secondary_vectors(self, encoder: SecondaryEncoder) -> tuple[np.ndarray, np.ndarray]:
         """(passage ids, vectors) of every passage under a second model, embedding only the
-        passage texts it has never seen; kept in memory until the next write."""
+        passage texts it has never seen; kept in memory and, after a write, updated with
+        the passages added and removed (only their rows are read: not every passage's
+        text, as a reload would)."""
         generation = self.generation
         cached = self._secondary.get(encoder.model_id)
         if cached is not None and cached[0] == generation:
             return cached[1], cached[2]
-        rows = self._db.execute(
-            "SELECT p.id, p.heading, p.text, p.text_hash, s.vector FROM passages p "
-            "LEFT JOIN secondary_embeddings s ON s.text_hash = p.text_hash AND s.model_id = ? "
-            "ORDER BY p.id",
-            (encoder.model_id,),
-        ).fetchall()
+        rows = self._db.execute("SELECT id, text_hash FROM passages ORDER BY id").fetchall()
+        current = np.array([r[0] for r in rows], dtype=np.int64)
+        hashes = np.array([r[1] for r in rows], dtype=object)
+        if cached is not None:
+            # A passage is kept when its id still holds the same text (SQLite may reuse
+            # the id of a deleted passage for a new one).
+            known = dict(zip(cached[1].tolist(), cached[3].tolist(), strict=True))
+            pairs = zip(current.tolist(), hashes, strict=True)
+            kept = np.array([known.get(i) == h for i, h in pairs], dtype=bool)
+            rows_of = {pid: n for n, pid in enumerate(cached[1].tolist())}
+            keep_rows = [rows_of[int(pid)] for pid in current[kept]]
+            vectors = np.zeros((len(current), encoder.dim), dtype=np.float32)
+            vectors[kept] = cached[2][keep_rows]
+        else:
+            kept = np.zeros(len(current), dtype=bool)
+            vectors = np.zeros((len(current), encoder.dim), dtype=np.float32)
+        if not kept.all():
+            new_ids = [int(i) for i in current[~kept]]
+            vectors[~kept] = self._secondary_of(encoder, new_ids)
+        ids = current
+        self._secondary[encoder.model_id] = (generation, ids, vectors, hashes)
+        self._secondary_rows = {int(pid): i for i, pid in enumerate(ids)}
+        return ids, vectors
+
+    def _secondary_of(self, encoder: SecondaryEncoder, ids: list[int]) -> np.ndarray:
+        """The second model's vectors of these passages, embedding those never seen."""
+        rows: list[sqlite3.Row] = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows += self._db.execute(
+                "SELECT p.id, p.heading, p.text, p.text_hash, s.vector FROM passages p "
+                "LEFT JOIN secondary_embeddings s ON s.text_hash = p.text_hash "
+                f"AND s.model_id = ? WHERE p.id IN ({','.join('?' * len(chunk))})",
+                [encoder.model_id, *chunk],
+            ).fetchall()
+        by_id = {int(r[0]): r for r in rows}
         missing = {r[3]: passage_embedding_text(r[1], r[2]) for r in rows if r[4] is None}
         fresh: dict[str, bytes] = {}
         if missing:
@@ -955,12 +988,10 @@ class Store:
                 "VALUES (?, ?, ?)",
                 [(encoder.model_id, h, v) for h, v in fresh.items()],
             )
-        ids = np.array([int(r[0]) for r in rows], dtype=np.int64)
-        blobs = b"".join(r[4] if r[4] is not None else fresh[r[3]] for r in rows)
-        vectors = np.frombuffer(blobs, dtype=np.float32).reshape(len(rows), encoder.dim)
-        self._secondary[encoder.model_id] = (generation, ids, vectors)
-        self._secondary_rows = {int(pid): i for i, pid in enumerate(ids)}
-        return ids, vectors
+        blobs = b"".join(
+            by_id[i][4] if by_id[i][4] is not None else fresh[by_id[i][3]] for i in ids
+        )
+        return np.frombuffer(blobs, dtype=np.float32).reshape(len(ids), encoder.dim)
 
     def secondary_rows(self, ids: Iterable[int]) -> dict[int, int]:
         """The rows of these passages in the last `secondary_vectors` matrix."""

@@ -194,6 +194,29 @@ def test_second_model_vectors_live_in_sqlite(tmp_path: Path, embedder) -> None: 
     assert hits[0].passage.article.title == "Storm"
 
 
+def test_second_model_vectors_follow_writes_without_a_reload(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    articles = _articles(FRENCH, "fr")
+    store.add_articles(articles, embedder)
+    use = CountingUse()
+    store.secondary_vectors(use)
+    # The last article rewritten (SQLite may give its new passage its old id), the first
+    # removed, a new one added.
+    last = articles[-1]
+    changed = Article(**{**last.__dict__, "text": "Un incendie a détruit un entrepôt à Lille."})
+    store.add_articles([changed], embedder)
+    store.remove_articles([articles[0].id])
+    store.add_articles(_articles([("Pêche", "Les pêcheurs bretons manifestent.")], "fr"), embedder)
+    before = use.embedded
+    ids, vectors = store.secondary_vectors(use)
+    assert use.embedded - before == 2  # only the two new texts
+    reloaded = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    same_ids, same = reloaded.secondary_vectors(use)
+    assert use.embedded - before == 2
+    np.testing.assert_array_equal(ids, same_ids)
+    np.testing.assert_allclose(vectors, same)
+
+
 def test_old_store_gains_the_full_text_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
     store.add_articles(_articles(MAYORS, "en"), embedder)
