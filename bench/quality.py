@@ -45,7 +45,7 @@ from index import articles as articles_module
 from index import chunking
 from index.articles import Article
 from index.chunking import quote_spans, split_into_passages
-from index.embedding import Embedder, get_embedder
+from index.embedding import Embedder, embedder_for
 from index.search import Retrieval
 from index.store import Store
 
@@ -361,7 +361,7 @@ def set_names(split: str, wanted: Sequence[str]) -> list[str]:
 
 def run_quality(args: argparse.Namespace, settings: Settings) -> str:
     started = time.monotonic()
-    embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+    embedder = embedder_for(settings)
     queries_cache = CachedQueries(embedder, settings.cache_dir / "bench" / "queries.sqlite3")
     splits = [args.split] if args.split else ["dev", "test"]
     results: list[SetResult] = []

@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.engine import build_retriever
 from bot.quote_features import FEATURES, MODEL_PATH
 from index.corpus import open_store
-from index.embedding import get_embedder
+from index.embedding import embedder_for
 
 DEV_SETS = ("xquad_en-en", "xquad_en-de", "xquad_de-en", "xquad_en-es", "xquad_es-en", "piaf_fr-fr")
 NEWSQA = BENCH.parent / "newsqa-dev"
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", nargs="*", default=list(DEV_SETS), help="dev sets to use")
     args = parser.parse_args(argv)
     settings = Settings()
-    embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+    embedder = embedder_for(settings)
     queries = CachedQueries(embedder, settings.cache_dir / "bench" / "queries.sqlite3")
     sets: dict[str, list[Group]] = {}
     cache = settings.cache_dir / "bench" / "quote_groups.pkl"

@@ -224,10 +224,10 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     from index.corpus import RebuildInProgress, rebuild_store
-    from index.embedding import EmbeddingModelError, get_embedder
+    from index.embedding import EmbeddingModelError, embedder_for
 
     try:
-        embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+        embedder = embedder_for(settings)
         store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
     except (RebuildInProgress, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
@@ -378,9 +378,9 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(run_qa(args.bench_dir, settings, args.out))
         return 0
-    from index.embedding import get_embedder
+    from index.embedding import embedder_for
 
-    embedder = get_embedder(settings.model, settings.cache_dir, batch_size=settings.batch_size)
+    embedder = embedder_for(settings)
     store_dir = args.store or settings.cache_dir / "bench" / args.bench_dir.resolve().name
     summary = run_retrieval_bench(args.bench_dir, args.out, embedder, store_dir, settings)
     print(summary)

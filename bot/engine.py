@@ -21,7 +21,7 @@ from bot.phrasing import Phraser
 from index.articles import Article, clean_text, load_articles
 from index.corpus import RebuildReport, open_store, rebuild_lock, rebuild_store
 from index.dates import Period, question_period
-from index.embedding import Embedder, get_embedder
+from index.embedding import Embedder, embedder_for
 from index.search import Fusion, Retrieval, Retriever, SearchFilters
 from index.store import IngestReport, Store, StoreRetired, StoreStats
 
@@ -136,9 +136,7 @@ class Engine:
 
     def __init__(self, settings: Settings, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.embedder = embedder or get_embedder(
-            settings.model, settings.cache_dir, batch_size=settings.batch_size
-        )
+        self.embedder = embedder or embedder_for(settings)
         self._swap_lock = threading.Lock()
         self._store: Store = open_store(settings.data_dir, self.embedder)
         self.phraser: Phraser | None = None

@@ -229,3 +229,19 @@ def test_poll_ingests_a_feed_whose_item_holds_a_lone_surrogate(
     (answer,) = _json_lines(capsys.readouterr().out)
     assert answer["answered"] is True
     assert answer["citations"][0]["title"] == "Storm \ufffd closes the harbour of Portville"
+
+
+def test_the_embedder_setting_reaches_the_command_line(
+    env: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSBOT_EMBEDDER", "onnx-int8")
+    assert main(["ingest", str(env / "articles")]) == 0
+    assert main(["stats", "--json"]) == 0
+    stats = _json_lines(capsys.readouterr().out)[-1]
+    assert stats["model"].endswith(":onnx-int8")
+    assert main(["ask", "--json", "who denied signing an accord?"]) == 0
+    answer = _json_lines(capsys.readouterr().out)[-1]
+    assert answer["answered"] and SEED_QUOTE in answer["citations"][0]["quote"]
+    monkeypatch.setenv("NEWSBOT_EMBEDDER", "torch")  # an index of another backend is refused
+    assert main(["ask", "who denied signing an accord?"]) == 2
+    assert "newsbot reindex" in capsys.readouterr().err
