@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH_PIN ?= torch==2.13.0
 export NEWSBOT_CACHE_DIR ?= $(CURDIR)/.cache
 
-.PHONY: setup demo test run lint bench-retrieval bench-quality bench-qa model clean
+.PHONY: setup demo test test-slow run lint bench-retrieval bench-quality bench-qa model clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,8 +33,11 @@ demo: setup
 	$(NEWSBOT) ask "who denied signing an accord?" "Qui a nié la signature d'un accord ?" \
 		"Who won the 2018 football World Cup?"
 
-test: setup
-	$(PY) -m pytest -q
+test: setup  ## everything but the slow kill -9 test (bench/crash.py runs 20 kills a command)
+	$(PY) -m pytest -q -m "not slow"
+
+test-slow: setup  ## the kill -9 test: 2 kills of each of ingest, reindex, poll (~15 min)
+	$(PY) -m pytest -q -m slow
 
 run: setup
 	$(NEWSBOT) run
