@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import threading
 
 from index.articles import guess_language
 
@@ -106,11 +107,77 @@ def word_overlap(question_words: list[str], text: str) -> float:
     return sum(w in words for w in question_words) / len(question_words)
 
 
-def lexical_search(db: sqlite3.Connection, question: str, k: int) -> list[tuple[int, float]]:
-    """Top-k (passage id, BM25 score, higher is better) for the question's content words."""
-    expression = match_expression(question)
-    if expression is None or k <= 0:
+# FTS5's bm25() scores every row that holds any of the question's words before keeping the
+# top k, so one common word ("president", "2019") makes a search cost a share of the whole
+# index. A search scores words, rarest first, while the rows they match stay within this
+# budget (the rarest word is always kept). An index smaller than the budget is searched
+# exactly; on a large one a common word is dropped when rarer words of the question exist.
+ROW_BUDGET = 20_000
+# Words counted per generation at most (a long-running bot meets many).
+_MAX_COUNTED = 50_000
+
+
+class TermCounts:
+    """How many passages hold each word, counted up to the budget plus one (past it the
+    exact figure does not matter, and counting stops early), remembered until the index
+    changes generation."""
+
+    def __init__(self, budget: int = ROW_BUDGET) -> None:
+        self.budget = budget
+        self._generation: int | None = None
+        self._counts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def count(self, db: sqlite3.Connection, term: str, generation: int) -> int:
+        """Passages holding the word (at most budget + 1) in the index at this generation."""
+        with self._lock:
+            if generation != self._generation or len(self._counts) > _MAX_COUNTED:
+                self._counts = {}
+                self._generation = generation
+            cached = self._counts.get(term)
+        if cached is not None:
+            return cached
+        row = db.execute(
+            "SELECT count(*) FROM (SELECT rowid FROM passages_fts WHERE passages_fts MATCH ? "
+            "LIMIT ?)",
+            (f'"{term}"', self.budget + 1),
+        ).fetchone()
+        with self._lock:
+            if generation == self._generation:
+                self._counts[term] = int(row[0])
+        return int(row[0])
+
+    def searched_terms(
+        self, db: sqlite3.Connection, terms: list[str], generation: int
+    ) -> list[str]:
+        """The words worth scoring, in question order: rarest first while the rows they
+        match fit the budget; a word no passage holds adds nothing to BM25 and is left out."""
+        counts = {t: self.count(db, t, generation) for t in terms}
+        kept: set[str] = set()
+        rows = 0
+        for term in sorted((t for t in terms if counts[t] > 0), key=lambda t: counts[t]):
+            if kept and rows + counts[term] > self.budget:
+                break
+            kept.add(term)
+            rows += counts[term]
+        return [t for t in terms if t in kept]
+
+
+def lexical_search(
+    db: sqlite3.Connection,
+    question: str,
+    k: int,
+    counts: TermCounts | None = None,
+    generation: int = 0,
+) -> list[tuple[int, float]]:
+    """Top-k (passage id, BM25 score, higher is better) for the question's content words;
+    with `counts`, only the words the row budget allows are scored (see ROW_BUDGET)."""
+    terms = content_words(question)
+    if counts is not None:
+        terms = counts.searched_terms(db, terms, generation)
+    if not terms or k <= 0:
         return []
+    expression = " OR ".join(f'"{t}"' for t in terms)
     rows = db.execute(
         "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "
         "WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?",

@@ -39,14 +39,14 @@ from index.faiss_cache import (
     new_index,
     remove_stale_temp_files,
 )
-from index.lexical import FILL_FTS, FTS_SCHEMA, lexical_search
+from index.lexical import FILL_FTS, FTS_SCHEMA, TermCounts, lexical_search
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "newsbot.sqlite3"
 FAISS_NAME = SNAPSHOT_NAME
 LOCK_NAME = "write.lock"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BATCH_ARTICLES = 32
 # Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
 SENTENCE_CACHE = 5_000
@@ -203,6 +203,23 @@ def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def vector_blob(vectors: np.ndarray) -> bytes:
+    """e5 vectors as the `embeddings` table keeps them: float16, half the bytes of float32
+    (a cosine moves by under 1e-3; bench/vectors.py measures the effect)."""
+    return np.ascontiguousarray(vectors, dtype=np.float16).tobytes()
+
+
+def blob_vectors(blob: bytes, dim: int) -> np.ndarray:
+    """float32 rows (dim wide) of `embeddings` blobs (one or several joined)."""
+    return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, dim)
+
+
+def stored_precision(vectors: np.ndarray) -> np.ndarray:
+    """Vectors as they read back from the table, so that what a write puts in FAISS is what a
+    rebuild from SQLite gives."""
+    return np.asarray(vectors, dtype=np.float16).astype(np.float32)
+
+
 def body_hash(text: str) -> str:
     """The same body whatever its case, spacing or punctuation marks."""
     return text_hash(" ".join(re.findall(r"\w+", text.lower())))
@@ -250,6 +267,7 @@ class Store:
         self._sentence_cache: dict[int, np.ndarray | None] = {}
         self._sentence_generation = -1
         self._sentence_lock = threading.Lock()
+        self._term_counts = TermCounts()  # words' passage counts, for the BM25 row budget
         self.read_only = False  # set when a full disk leaves only a read-only view
         self._migrate()
         self._check_model()
@@ -315,7 +333,31 @@ class Store:
                 with self._transaction():
                     self._db.execute(FILL_FTS)
             if version != str(SCHEMA_VERSION):  # opening writes nothing once migrated
+                self._halve_embeddings()  # v4: e5 vectors kept as float16
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
+
+    def _halve_embeddings(self) -> None:
+        """Rewrite the float32 rows of `embeddings` (schema < 4) as float16, in one
+        transaction. The freed pages are reused by later writes (VACUUM returns them). The
+        generation moves on, so the FAISS files (float32) are rebuilt from the new rows."""
+        dim = int(self._meta("dim") or self.dim)  # the stored model's width, not the new one
+        last = 0
+        with self._transaction():
+            while True:
+                rows = self._db.execute(
+                    "SELECT rowid, vector FROM embeddings WHERE rowid > ? AND length(vector) = ? "
+                    "ORDER BY rowid LIMIT 5000",
+                    (last, 4 * dim),
+                ).fetchall()
+                if not rows:
+                    break
+                self._db.executemany(
+                    "UPDATE embeddings SET vector = ? WHERE rowid = ?",
+                    [(vector_blob(np.frombuffer(v, dtype=np.float32)), r) for r, v in rows],
+                )
+                last = rows[-1][0]
+            if last:
+                self._set_meta("generation", str(self.generation + 1))
 
     def _check_model(self) -> None:
         stored = self._meta("model_id")
@@ -429,8 +471,7 @@ class Store:
             self._db.execute("COMMIT")
         if rows:
             ids = np.array([r[0] for r in rows], dtype=np.int64)
-            vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-            index.add_with_ids(vectors.reshape(len(rows), self.dim), ids)
+            index.add_with_ids(blob_vectors(b"".join(r[1] for r in rows), self.dim), ids)
         return index, generation
 
     # --- metadata ------------------------------------------------------------------------
@@ -652,7 +693,7 @@ class Store:
                 report.article_ids.append(article.id)
             self._db.executemany(
                 "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
-                [(h, v.astype(np.float32).tobytes()) for h, v in vectors.items()],
+                [(h, vector_blob(v)) for h, v in vectors.items()],
             )
             generation = self._next_generation(now)
         report.embedded += embedded
@@ -772,7 +813,7 @@ class Store:
         SQLite doesn't hold."""
         wanted = {text_hash(t): t for t in texts}
         found = {
-            h: np.frombuffer(blob, dtype=np.float32)
+            h: blob_vectors(blob, self.dim)[0]
             for h, blob in self._stored_embeddings(list(wanted)).items()
         }
         missing = [h for h in wanted if h not in found]
@@ -780,11 +821,11 @@ class Store:
             matrix = encoder.embed_passages([wanted[h] for h in missing])
             if matrix.shape != (len(missing), self.dim):
                 raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
-            found.update(zip(missing, matrix.astype(np.float32), strict=True))
+            found.update(zip(missing, stored_precision(matrix), strict=True))
         return found, len(missing)
 
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
-        """The e5 vectors (raw float32 bytes) SQLite holds for these text hashes."""
+        """The e5 vectors (float16 blobs, see `blob_vectors`) SQLite holds for these hashes."""
         found: dict[str, bytes] = {}
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
@@ -832,7 +873,7 @@ class Store:
         vectors, embedded = self._embed_missing(list(texts), encoder)
         if embedded and self._cache_embeddings(
             "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
-            [(h, v.tobytes()) for h, v in vectors.items()],
+            [(h, vector_blob(v)) for h, v in vectors.items()],
         ):
             # These may be the sentences a passage was remembered as lacking (an index cut
             # by an older sentence splitter, whose quotes are embedded when first shown).
@@ -890,8 +931,8 @@ class Store:
         ]
 
     def lexical_search(self, question: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (passage id, BM25 score) from the full-text index."""
-        return lexical_search(self._db, question, k)
+        """Top-k (passage id, BM25 score) from the full-text index, within its row budget."""
+        return lexical_search(self._db, question, k, self._term_counts, self.generation)
 
     def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
         """The language of each passage's article, by passage id."""
@@ -1019,8 +1060,7 @@ class Store:
             found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
             for pid, hs in wanted.items():
                 if hs and all(h in found for h in hs):
-                    blob = b"".join(found[h] for h in hs)
-                    known[pid] = np.frombuffer(blob, dtype=np.float32).reshape(len(hs), self.dim)
+                    known[pid] = blob_vectors(b"".join(found[h] for h in hs), self.dim)
                 else:
                     known[pid] = None
             with self._sentence_lock:
@@ -1073,8 +1113,8 @@ class Store:
         if not rows:
             return [], np.zeros((0, self.dim), dtype=np.float32)
         by_id = self.passages([int(r[0]) for r in rows])
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return [by_id[int(r[0])] for r in rows], vectors.reshape(len(rows), self.dim)
+        vectors = blob_vectors(b"".join(r[1] for r in rows), self.dim)
+        return [by_id[int(r[0])] for r in rows], vectors
 
     def recent_story_vectors(self, limit: int) -> dict[str, np.ndarray]:
         """Passage vectors of the `limit` most recently indexed stories (first copies)."""
@@ -1087,10 +1127,7 @@ class Store:
         grouped: dict[str, list[bytes]] = {}
         for article_id, vector in rows:
             grouped.setdefault(article_id, []).append(vector)
-        return {
-            a: np.frombuffer(b"".join(v), dtype=np.float32).reshape(len(v), self.dim)
-            for a, v in grouped.items()
-        }
+        return {a: blob_vectors(b"".join(v), self.dim) for a, v in grouped.items()}
 
     def stories_added_since(self, since: float) -> dict[str, float]:
         """Stories whose first copy was indexed after `since` (epoch seconds), with when."""

@@ -1,0 +1,62 @@
+"""BM25 within a row budget: a common word of the question is not scored on a large index."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from index.lexical import FTS_SCHEMA, ROW_BUDGET, TermCounts, lexical_search
+
+QUESTION = "What did the minister Kowalczyk announce about the harbour?"
+
+
+def _fts(rows: int, rare_every: int) -> sqlite3.Connection:
+    """An FTS5 table (the product's) where nearly every row names "minister" and one row in
+    `rare_every` names Kowalczyk."""
+    db = sqlite3.connect(":memory:")
+    db.executescript(FTS_SCHEMA.split(";")[0] + ";")
+    db.executemany(
+        "INSERT INTO passages_fts(rowid, body) VALUES (?, ?)",
+        (
+            (
+                i,
+                ("The minister spoke " if i % 10 else "A ferry sailed ")
+                + ("Kowalczyk opened the harbour. " if i % rare_every == 0 else "")
+                + f"Item {i} of the daily briefing on roads and schools.",
+            )
+            for i in range(1, rows + 1)
+        ),
+    )
+    return db
+
+
+def test_a_common_word_is_dropped_on_a_big_index_and_rare_hits_kept() -> None:
+    rows = ROW_BUDGET + ROW_BUDGET // 2
+    db = _fts(rows, rare_every=3_001)  # "minister" in 90% of rows; Kowalczyk in 10
+    exact = lexical_search(db, QUESTION, 100)
+    counts = TermCounts()
+    bounded = lexical_search(db, QUESTION, 100, counts, generation=1)
+    kowalczyk = {i for i in range(1, rows + 1) if i % 3_001 == 0}
+    assert counts.count(db, "minister", 1) == ROW_BUDGET + 1  # counting stopped early
+    assert counts.searched_terms(db, ["minister", "kowalczyk", "harbour"], 1) == [
+        "kowalczyk",
+        "harbour",
+    ]
+    assert {pid for pid, _ in bounded} == kowalczyk  # every rare hit, and only those
+    assert len(exact) == 100 and {pid for pid, _ in exact[: len(kowalczyk)]} == kowalczyk
+
+
+def test_an_index_within_the_budget_is_searched_exactly() -> None:
+    db = _fts(3_000, rare_every=301)
+    counts = TermCounts()
+    for question in (QUESTION, "minister", "roads schools 17", "nothing matches zzz"):
+        assert lexical_search(db, question, 100, counts, 1) == lexical_search(db, question, 100)
+
+
+def test_counts_follow_the_generation() -> None:
+    db = _fts(100, rare_every=1_000)
+    counts = TermCounts(budget=50)
+    assert counts.count(db, "kowalczyk", generation=1) == 0
+    db.execute("INSERT INTO passages_fts(rowid, body) VALUES (1000, 'Kowalczyk resigned')")
+    assert counts.count(db, "kowalczyk", generation=1) == 0  # remembered within a generation
+    assert counts.count(db, "kowalczyk", generation=2) == 1
+    assert lexical_search(db, "Kowalczyk minister", 10, counts, 2)[0][0] == 1000
