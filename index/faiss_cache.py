@@ -17,6 +17,7 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -39,9 +40,134 @@ class CacheError(RuntimeError):
     """The snapshot is not a newsbot FAISS file, or is truncated."""
 
 
+# From this many vectors on, the index is approximate (IVF): an exact scan of 100k e5 vectors
+# already takes ~10 ms a question, of 1M ~100 ms (bench/scale.py). Below it the index stays
+# exact, so small stores (every quality bench) rank exactly as before.
+ANN_MIN_VECTORS = 200_000
+# IVF: about sqrt(n) lists (a power of two), trained on this many vectors a list, and this
+# share of the lists searched (recall@10 vs exact in bench/scale.py). Retrained when the
+# index has grown to want RETRAIN_GROWTH times more lists than it was trained with.
+TRAIN_PER_LIST = 48
+PROBE_SHARE = 1 / 16
+MIN_PROBES = 16
+RETRAIN_GROWTH = 4
+
+
 def new_index(dim: int) -> faiss.Index:
     """Exact inner product over normalised vectors (= cosine), addressed by passage id."""
     return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+
+
+def index_for(ids: np.ndarray, vectors: np.ndarray, dim: int, compact: bool = False) -> faiss.Index:
+    """The index of these vectors: exact below ANN_MIN_VECTORS, IVF from there on (with
+    `compact`, its vectors kept as 8-bit codes: a quarter of the memory, for a signal that
+    only nudges the ranking, like the second model's)."""
+    exact = len(ids) < ANN_MIN_VECTORS
+    index = new_index(dim) if exact else _trained_ivf(vectors, dim, compact)
+    if len(ids):
+        index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
+    return index
+
+
+def lists_for(count: int) -> int:
+    """IVF lists for `count` vectors: the power of two nearest sqrt(count)."""
+    return int(2 ** round(np.log2(max(count, 1)) / 2))
+
+
+def _trained_ivf(vectors: np.ndarray, dim: int, compact: bool) -> faiss.Index:
+    nlist = lists_for(len(vectors))
+    codes = "SQ8" if compact else "Flat"
+    index: Any = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    if compact:
+        index.by_residual = False  # codes of the vectors themselves: decodable on their own
+    rng = np.random.default_rng(0)
+    sample = rng.choice(len(vectors), min(len(vectors), nlist * TRAIN_PER_LIST), replace=False)
+    index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+    # A hash table from id to list entry: `reconstruct` and `remove_ids` by passage id.
+    index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
+    index.nprobe = max(MIN_PROBES, int(nlist * PROBE_SHARE))
+    return index
+
+
+def remove_ids(index: faiss.Index, ids: np.ndarray) -> None:
+    """Remove these ids (absent ones are ignored); IVF's id hash table takes an array."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if is_approximate(index):
+        selector: faiss.IDSelector = faiss.IDSelectorArray(len(ids), faiss.swig_ptr(ids))
+    else:
+        selector = faiss.IDSelectorBatch(ids)
+    index.remove_ids(selector)
+
+
+def is_approximate(index: faiss.Index) -> bool:
+    return isinstance(index, faiss.IndexIVF)
+
+
+def resized(index: Any, dim: int, compact: bool = False) -> faiss.Index | None:
+    """The index a write should switch to: IVF once an exact one reaches ANN_MIN_VECTORS,
+    retrained once an IVF has outgrown its lists; None to keep this one."""
+    if is_approximate(index):
+        if lists_for(index.ntotal) < RETRAIN_GROWTH * index.nlist:
+            return None
+    elif index.ntotal < ANN_MIN_VECTORS:
+        return None
+    ids, vectors = stored_vectors(index, dim)
+    return index_for(ids, vectors, dim, compact)
+
+
+def stored_vectors(index: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every (id, vector) an index holds (copies)."""
+    if is_approximate(index):
+        lists = index.invlists
+        ids, vectors = [], []
+        for n in range(index.nlist):
+            size = lists.list_size(n)
+            if size:
+                ids.append(faiss.rev_swig_ptr(lists.get_ids(n), size).copy())
+                codes = faiss.rev_swig_ptr(lists.get_codes(n), size * index.code_size).copy()
+                if isinstance(index, faiss.IndexIVFScalarQuantizer):
+                    vectors.append(index.sq.decode(codes.reshape(size, index.code_size)))
+                else:
+                    vectors.append(codes.view(np.float32).reshape(size, dim))
+        if not ids:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+        return np.concatenate(ids), np.vstack(vectors)
+    flat: Any = faiss.downcast_index(index.index)
+    return (
+        stored_ids(index),
+        faiss.rev_swig_ptr(flat.get_xb(), index.ntotal * dim).reshape(index.ntotal, dim).copy(),
+    )
+
+
+def stored_ids(index: Any) -> np.ndarray:
+    """Every id an index holds."""
+    if not is_approximate(index):
+        return faiss.vector_to_array(index.id_map).astype(np.int64)
+    lists = index.invlists
+    found = [
+        faiss.rev_swig_ptr(lists.get_ids(n), lists.list_size(n)).copy()
+        for n in range(index.nlist)
+        if lists.list_size(n)
+    ]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def search_params(
+    index: Any, selector: faiss.IDSelector | None, exact: bool
+) -> faiss.SearchParameters | None:
+    """Search parameters: a filtered or `exact` search over an IVF index probes every list,
+    so it compares every (selected) vector, as the exact index does."""
+    params: Any
+    if is_approximate(index) and (exact or selector is not None):
+        params = faiss.SearchParametersIVF()
+        params.nprobe = index.nlist
+    elif selector is not None:
+        params = faiss.SearchParameters()
+    else:
+        return None
+    if selector is not None:
+        params.sel = selector
+    return params
 
 
 @dataclass
@@ -58,11 +184,11 @@ class Loaded:
 class FaissCache:
     """The snapshot and the log of one store folder."""
 
-    def __init__(self, directory: Path, dim: int) -> None:
+    def __init__(self, directory: Path, dim: int, name: str = "faiss") -> None:
         self.directory = Path(directory)
         self.dim = dim
-        self.snapshot = self.directory / SNAPSHOT_NAME
-        self.log = self.directory / LOG_NAME
+        self.snapshot = self.directory / f"{name}.index"
+        self.log = self.directory / f"{name}.log"
 
     # --- reading -------------------------------------------------------------------------
 
@@ -158,8 +284,7 @@ class FaissCache:
 
 def _apply(index: faiss.Index, removed: int, added: int, payload: bytes, dim: int) -> None:
     if removed:
-        ids = np.frombuffer(payload, dtype=np.int64, count=removed)
-        index.remove_ids(faiss.IDSelectorBatch(ids))
+        remove_ids(index, np.frombuffer(payload, dtype=np.int64, count=removed))
     if added:
         ids = np.frombuffer(payload, dtype=np.int64, count=added, offset=8 * removed)
         vectors = np.frombuffer(payload, dtype=np.float32, offset=8 * (removed + added))

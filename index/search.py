@@ -169,16 +169,15 @@ class Retriever:
         fused = self.fusion.lexical > 0 or self.fusion.sentence > 0 or self.secondary is not None
         fetch = max(k * 20, 200) if filters else k
         depth = max(fetch, POOL)  # POOL: fusion's candidates and the background
-        second: tuple[list[int], np.ndarray, np.ndarray] | None = None
+        second = None
         if self.secondary is not None:
-            ids, matrix = self.store.secondary_vectors(self.secondary)
-            second = (ids.tolist(), matrix, self.secondary.embed_queries(list(questions)))
+            second = self.secondary.embed_queries(list(questions))
         everywhere = self.store.search_vectors(vectors, depth)
         within = self._filtered_dense(vectors, filters, depth) or everywhere
         results = []
         for n, (question, vector, dense) in enumerate(zip(questions, vectors, within, strict=True)):
             if fused:
-                extra = None if second is None else (second[0], second[1] @ second[2][n])
+                extra = None if second is None else second[n]
                 ranked = self._fuse(question, vector, dense, extra)[:fetch]
             else:  # dense only: a passage's rank is its cosine
                 ranked = [(pid, score, score) for pid, score in dense[:fetch]]
@@ -213,18 +212,20 @@ class Retriever:
         question: str,
         vector: np.ndarray,
         dense: list[tuple[int, float]],
-        second: tuple[list[int], np.ndarray] | None,
+        second: np.ndarray | None,
     ) -> list[tuple[int, float, float]]:
-        """Re-rank the union of each signal's top POOL passages by the fused score."""
+        """Re-rank the union of each signal's top POOL passages by the fused score (`second`:
+        the question's vector under the second model)."""
         cosine = dict(dense)
         language = question_language(question)
         found = self.store.lexical_search(question, POOL) if self.fusion.lexical > 0 else []
-        use_pool: set[int] = set()
-        if second is not None:
-            ids, scores = second
-            top = np.argpartition(-scores, min(POOL, len(ids) - 1))[:POOL]
-            use_mean, use_std = float(scores[top].mean()), float(scores[top].std()) or 1.0
-            use_pool = {ids[i] for i in top}
+        use_found: list[tuple[int, float]] = []
+        if second is not None and self.secondary is not None:
+            use_found = self.store.secondary_search(self.secondary, second, POOL)
+        use_pool = {pid for pid, _ in use_found}
+        if use_found:
+            top = np.array([score for _, score in use_found])
+            use_mean, use_std = float(top.mean()), float(top.std()) or 1.0
         languages = self.store.passage_languages(
             list(set(cosine) | {pid for pid, _ in found} | use_pool)
         )
@@ -239,11 +240,14 @@ class Retriever:
                 lexical[pid] = score / top_lexical * share
         candidates = set(cosine) | set(lexical) | use_pool
         z_second: dict[int, float] = {}
-        if second is not None:
-            rows = self.store.secondary_rows(candidates)
-            z_second = {
-                pid: (float(second[1][row]) - use_mean) / use_std for pid, row in rows.items()
-            }
+        if use_found and second is not None and self.secondary is not None:
+            scores = dict(use_found)
+            scores.update(
+                self.store.secondary_scores(
+                    self.secondary, [pid for pid in candidates if pid not in scores], second
+                )
+            )
+            z_second = {pid: (score - use_mean) / use_std for pid, score in scores.items()}
         missing = [pid for pid in candidates if pid not in cosine]
         if missing:
             cosine.update(

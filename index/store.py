@@ -36,8 +36,13 @@ from index.faiss_cache import (
     CacheError,
     FaissCache,
     Loaded,
+    index_for,
     new_index,
+    remove_ids,
     remove_stale_temp_files,
+    resized,
+    search_params,
+    stored_ids,
 )
 from index.lexical import FILL_FTS, FTS_SCHEMA, TermCounts, lexical_search
 
@@ -199,6 +204,23 @@ class StoreStats:
     last_date: str | None
 
 
+@dataclass
+class _SecondaryState:
+    """A second model's index as this process holds it, and whether its files are in step."""
+
+    loaded: Loaded
+    persisted: bool
+
+
+def _secondary_name(encoder: SecondaryEncoder) -> str:
+    return "secondary-" + hashlib.sha256(encoder.model_id.encode()).hexdigest()[:12]
+
+
+def text_key(digest: str) -> int:
+    """A passage text's id in the second model's index: the first 60 bits of its hash."""
+    return int(digest[:15], 16)
+
+
 def text_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -261,9 +283,8 @@ class Store:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
-        # model id -> (generation, passage ids, vectors, text hashes of those passages)
-        self._secondary: dict[str, tuple[int, np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._secondary_rows: dict[int, int] = {}
+        self._secondary: dict[str, _SecondaryState] = {}  # second models' indexes, by id
+        self._secondary_lock = threading.RLock()
         self._sentence_cache: dict[int, np.ndarray | None] = {}
         self._sentence_generation = -1
         self._sentence_lock = threading.Lock()
@@ -458,8 +479,8 @@ class Store:
 
     def _build_faiss(self) -> tuple[faiss.Index, int]:
         """The FAISS index of SQLite's passages, and the generation it reflects (read in
-        one snapshot, so a write committed meanwhile is in neither or both)."""
-        index = new_index(self.dim)
+        one snapshot, so a write committed meanwhile is in neither or both). Approximate
+        (IVF) from faiss_cache.ANN_MIN_VECTORS passages on."""
         self._db.execute("BEGIN")
         try:
             generation = self.generation
@@ -469,10 +490,9 @@ class Store:
             ).fetchall()
         finally:
             self._db.execute("COMMIT")
-        if rows:
-            ids = np.array([r[0] for r in rows], dtype=np.int64)
-            index.add_with_ids(blob_vectors(b"".join(r[1] for r in rows), self.dim), ids)
-        return index, generation
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        vectors = blob_vectors(b"".join(r[1] for r in rows), self.dim)
+        return index_for(ids, vectors, self.dim), generation
 
     # --- metadata ------------------------------------------------------------------------
 
@@ -511,8 +531,8 @@ class Store:
             raise
 
     @contextmanager
-    def _lock_file(self) -> Iterator[int]:
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    def _lock_file(self, path: Path | None = None) -> Iterator[int]:
+        fd = os.open(path or self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             yield fd
         finally:
@@ -853,12 +873,17 @@ class Store:
         matrix = np.vstack(vectors).astype(np.float32) if ids else None
         with self._lock:
             if removed:
-                self.index.remove_ids(faiss.IDSelectorBatch(np.array(removed, dtype=np.int64)))
+                remove_ids(self.index, np.array(removed, dtype=np.int64))
             if matrix is not None:
                 self.index.add_with_ids(matrix, np.array(ids, dtype=np.int64))
             self._loaded_generation = generation
             try:
-                self._cache.append(self.index, generation, removed, ids, matrix)
+                replacement = resized(self.index, self.dim)
+                if replacement is not None:  # grown past exact search: IVF, a new snapshot
+                    self.index = replacement
+                    self._cache.save(self.index, generation)
+                else:
+                    self._cache.append(self.index, generation, removed, ids, matrix)
                 self._on_disk = self._cache_position(self.index, generation)
             except OSError as exc:
                 # SQLite holds the write; the file is rebuilt from it by the next reader.
@@ -910,19 +935,19 @@ class Store:
     # --- reading -------------------------------------------------------------------------
 
     def search_vectors(
-        self, query: np.ndarray, k: int, among: Sequence[int] | None = None
+        self, query: np.ndarray, k: int, among: Sequence[int] | None = None, exact: bool = False
     ) -> list[list[tuple[int, float]]]:
         """Top-k (passage id, cosine) for each query vector, only among these passage ids
-        when given (an exact search restricted by a FAISS id selector)."""
-        params = None
+        when given (an exact search restricted by a FAISS id selector). `exact`: every
+        vector compared even when the index is approximate (to measure its recall)."""
+        # `selector` must outlive the search: SWIG's params.sel does not hold it.
+        selector = None
         if among is not None:
-            # `selector` must outlive the search: SWIG's params.sel does not hold it.
             selector = faiss.IDSelectorBatch(np.asarray(among, dtype=np.int64))
-            params = faiss.SearchParameters()
-            params.sel = selector
         with self._lock:
             if self.index.ntotal == 0 or k <= 0:
                 return [[] for _ in range(len(query))]
+            params = search_params(self.index, selector, exact)
             query = np.ascontiguousarray(query, dtype=np.float32)
             scores, ids = self.index.search(query, k, params=params)
         return [
@@ -974,70 +999,169 @@ class Store:
                 return np.zeros((0, self.dim), dtype=np.float32)
             return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
 
-    def secondary_vectors(self, encoder: SecondaryEncoder) -> tuple[np.ndarray, np.ndarray]:
-        """(passage ids, vectors) of every passage under a second model, embedding only the
-        passage texts it has never seen; kept in memory and, after a write, updated with
-        the passages added and removed (only their rows are read: not every passage's
-        text, as a reload would)."""
-        generation = self.generation
-        cached = self._secondary.get(encoder.model_id)
-        if cached is not None and cached[0] == generation:
-            return cached[1], cached[2]
-        rows = self._db.execute("SELECT id, text_hash FROM passages ORDER BY id").fetchall()
-        current = np.array([r[0] for r in rows], dtype=np.int64)
-        hashes = np.array([r[1] for r in rows], dtype=object)
-        if cached is not None:
-            # A passage is kept when its id still holds the same text (SQLite may reuse
-            # the id of a deleted passage for a new one).
-            known = dict(zip(cached[1].tolist(), cached[3].tolist(), strict=True))
-            pairs = zip(current.tolist(), hashes, strict=True)
-            kept = np.array([known.get(i) == h for i, h in pairs], dtype=bool)
-            rows_of = {pid: n for n, pid in enumerate(cached[1].tolist())}
-            keep_rows = [rows_of[int(pid)] for pid in current[kept]]
-            vectors = np.zeros((len(current), encoder.dim), dtype=np.float32)
-            vectors[kept] = cached[2][keep_rows]
-        else:
-            kept = np.zeros(len(current), dtype=bool)
-            vectors = np.zeros((len(current), encoder.dim), dtype=np.float32)
-        if not kept.all():
-            new_ids = [int(i) for i in current[~kept]]
-            vectors[~kept] = self._secondary_of(encoder, new_ids)
-        ids = current
-        self._secondary[encoder.model_id] = (generation, ids, vectors, hashes)
-        self._secondary_rows = {int(pid): i for i, pid in enumerate(ids)}
-        return ids, vectors
+    def secondary_vectors(self, encoder: SecondaryEncoder) -> faiss.Index:
+        """The second model's FAISS index of every passage text (ids: `text_key`), brought
+        to SQLite's generation. It lives beside the e5 index as its own snapshot + log
+        (faiss_cache), so opening reads no passage text and no SQLite vector; after a write
+        only the texts added are read (from `secondary_embeddings`, or embedded when never
+        seen) and those gone removed. Approximate (IVF, 8-bit codes) from
+        faiss_cache.ANN_MIN_VECTORS texts on."""
+        with self._secondary_lock:
+            state = self._secondary.get(encoder.model_id)
+            if state is not None and state.loaded.generation == self.generation:
+                return state.loaded.index
+            cache = FaissCache(self.directory, encoder.dim, name=_secondary_name(encoder))
+            with self._lock_file(self.directory / f"{cache.snapshot.name}.lock") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)  # one process writes its files at a time
+                if state is None or not state.persisted or not cache.catch_up(state.loaded):
+                    state = self._load_secondary(cache)
+                    self._secondary[encoder.model_id] = state
+                self._update_secondary(encoder, cache, state)
+            return state.loaded.index
 
-    def _secondary_of(self, encoder: SecondaryEncoder, ids: list[int]) -> np.ndarray:
-        """The second model's vectors of these passages, embedding those never seen."""
-        rows: list[sqlite3.Row] = []
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            rows += self._db.execute(
-                "SELECT p.id, p.heading, p.text, p.text_hash, s.vector FROM passages p "
-                "LEFT JOIN secondary_embeddings s ON s.text_hash = p.text_hash "
-                f"AND s.model_id = ? WHERE p.id IN ({','.join('?' * len(chunk))})",
-                [encoder.model_id, *chunk],
-            ).fetchall()
-        by_id = {int(r[0]): r for r in rows}
-        missing = {r[3]: passage_embedding_text(r[1], r[2]) for r in rows if r[4] is None}
-        fresh: dict[str, bytes] = {}
-        if missing:
-            matrix = encoder.embed_texts(list(missing.values())).astype(np.float32)
-            fresh = {h: v.tobytes() for h, v in zip(missing, matrix, strict=True)}
+    def _load_secondary(self, cache: FaissCache) -> _SecondaryState:
+        """Its files, else an empty index (to be filled and saved whole)."""
+        try:
+            return _SecondaryState(cache.load(), True)
+        except FileNotFoundError:
+            pass
+        except (CacheError, OSError) as exc:
+            log.warning("%s unreadable (%s); rebuilding it", cache.snapshot, exc)
+        return _SecondaryState(Loaded(new_index(cache.dim), -1, (0, 0), 0), False)
+
+    def _update_secondary(
+        self, encoder: SecondaryEncoder, cache: FaissCache, state: _SecondaryState
+    ) -> None:
+        """Bring the index to SQLite's generation: the passage texts it lacks added, those
+        no passage has any more removed; written as one log record."""
+        loaded = state.loaded
+        self._db.execute("BEGIN")
+        try:
+            generation = self.generation
+            if loaded.generation == generation:
+                return
+            hashes = [r[0] for r in self._db.execute("SELECT DISTINCT text_hash FROM passages")]
+        finally:
+            self._db.execute("COMMIT")
+        current = np.array([text_key(h) for h in hashes], dtype=np.int64)
+        held = stored_ids(loaded.index)
+        gone = np.setdiff1d(held, current)
+        new = np.isin(current, held, invert=True)
+        added = [h for h, keep in zip(hashes, new.tolist(), strict=True) if keep]
+        vectors = self._secondary_of(encoder, added)
+        if len(gone):
+            remove_ids(loaded.index, gone)
+        if added:
+            loaded.index.add_with_ids(vectors, current[new])
+        loaded.generation = generation
+        try:
+            replacement = resized(loaded.index, encoder.dim, compact=True)
+            if replacement is not None or not state.persisted:
+                loaded.index = replacement or loaded.index
+                cache.save(loaded.index, generation)
+            else:
+                keys = current[new].tolist()
+                cache.append(loaded.index, generation, gone.tolist(), keys, vectors)
+            state.loaded = cache.position(loaded.index, generation)
+            state.persisted = True
+        except OSError as exc:  # a full disk: serve from memory, save it whole next time
+            state.persisted = False
+            log.warning("could not save %s: %s", cache.snapshot, exc)
+
+    def _secondary_of(self, encoder: SecondaryEncoder, hashes: list[str]) -> np.ndarray:
+        """The second model's vectors of these passage texts (by hash), embedding those never
+        seen (and keeping them in `secondary_embeddings`)."""
+        found: dict[str, bytes] = {}
+        texts: dict[str, str] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self._db.execute(
+                    "SELECT text_hash, vector FROM secondary_embeddings WHERE model_id = ? "
+                    f"AND text_hash IN ({marks})",
+                    [encoder.model_id, *chunk],
+                ).fetchall()
+            )
+            lacking = [h for h in chunk if h not in found]
+            if lacking:
+                texts.update(
+                    (r[0], passage_embedding_text(r[1], r[2]))
+                    for r in self._db.execute(
+                        "SELECT text_hash, heading, text FROM passages WHERE text_hash IN "
+                        f"({','.join('?' * len(lacking))}) GROUP BY text_hash",
+                        lacking,
+                    )
+                )
+        if texts:
+            matrix = encoder.embed_texts(list(texts.values())).astype(np.float32)
+            fresh = {h: v.tobytes() for h, v in zip(texts, matrix, strict=True)}
             self._cache_embeddings(
                 "INSERT OR IGNORE INTO secondary_embeddings (model_id, text_hash, vector) "
                 "VALUES (?, ?, ?)",
                 [(encoder.model_id, h, v) for h, v in fresh.items()],
             )
-        blobs = b"".join(
-            by_id[i][4] if by_id[i][4] is not None else fresh[by_id[i][3]] for i in ids
-        )
-        return np.frombuffer(blobs, dtype=np.float32).reshape(len(ids), encoder.dim)
+            found.update(fresh)
+        blob = b"".join(found[h] for h in hashes)
+        return np.frombuffer(blob, dtype=np.float32).reshape(len(hashes), encoder.dim)
 
-    def secondary_rows(self, ids: Iterable[int]) -> dict[int, int]:
-        """The rows of these passages in the last `secondary_vectors` matrix."""
-        rows = self._secondary_rows
-        return {pid: rows[pid] for pid in ids if pid in rows}
+    def secondary_search(
+        self, encoder: SecondaryEncoder, query: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        """The passages of the k texts most similar to one query under the second model,
+        (passage id, cosine), best first."""
+        index = self.secondary_vectors(encoder)
+        with self._secondary_lock:
+            if index.ntotal == 0:
+                return []
+            scores, keys = index.search(query.reshape(1, -1).astype(np.float32), k)
+        by_key = self._passages_of_keys([int(key) for key in keys[0] if key >= 0])
+        return [
+            (pid, float(score))
+            for key, score in zip(keys[0].tolist(), scores[0].tolist(), strict=True)
+            for pid in by_key.get(key, [])
+        ]
+
+    def secondary_scores(
+        self, encoder: SecondaryEncoder, ids: Iterable[int], query: np.ndarray
+    ) -> dict[int, float]:
+        """The second model's cosine of one query with each of these passages (their
+        stored vectors; a passage the index lacks is left out)."""
+        index = self.secondary_vectors(encoder)
+        ids = list(ids)
+        keys: dict[int, int] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            keys.update(
+                (int(r[0]), text_key(r[1]))
+                for r in self._db.execute(
+                    "SELECT id, text_hash FROM passages "
+                    f"WHERE id IN ({','.join('?' * len(chunk))})",
+                    chunk,
+                )
+            )
+        scores: dict[int, float] = {}
+        with self._secondary_lock:
+            for pid, key in keys.items():
+                try:
+                    scores[pid] = float(index.reconstruct(key) @ query)
+                except RuntimeError:  # not in the index (a write since it was updated)
+                    continue
+        return scores
+
+    def _passages_of_keys(self, keys: list[int]) -> dict[int, list[int]]:
+        """Passage ids by text key (several passages may share one text)."""
+        found: dict[int, list[int]] = {}
+        for key in keys:
+            prefix = f"{key:015x}"
+            for pid, digest in self._db.execute(
+                "SELECT id, text_hash FROM passages WHERE text_hash >= ? AND text_hash < ? "
+                "ORDER BY id",
+                (prefix, prefix + "g"),
+            ):
+                if text_key(digest) == key:
+                    found.setdefault(key, []).append(int(pid))
+        return found
 
     def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vectors of each passage's quotable sentences (embedded at ingest), one

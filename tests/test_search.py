@@ -13,9 +13,10 @@ from bot.config import Settings
 from bot.engine import build_retriever
 from index.articles import Article
 from index.chunking import quote_spans
+from index.faiss_cache import stored_vectors
 from index.lexical import match_expression, question_language
 from index.search import Fusion, Retriever, SearchFilters, is_headline
-from index.store import DB_NAME, SCHEMA_VERSION, Store
+from index.store import DB_NAME, SCHEMA_VERSION, Store, text_key
 from index.usem import UseEncoder
 
 MAYORS = [
@@ -182,12 +183,13 @@ def test_second_model_vectors_live_in_sqlite(tmp_path: Path, embedder) -> None: 
     store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
     store.add_articles(_articles(FRENCH, "fr"), embedder)
     use = CountingUse()
-    ids, vectors = store.secondary_vectors(use)
+    ids, vectors = stored_vectors(store.secondary_vectors(use), use.dim)
     assert use.embedded == len(ids) == len(FRENCH) and vectors.shape == (len(FRENCH), use.dim)
     store.close()
     again = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
-    _, same = again.secondary_vectors(use)
+    same_ids, same = stored_vectors(again.secondary_vectors(use), use.dim)
     assert use.embedded == len(FRENCH)  # nothing embedded on reopening
+    np.testing.assert_array_equal(same_ids, ids)
     np.testing.assert_allclose(same, vectors)
     retriever = Retriever(again, embedder, fusion=Fusion(secondary=1.0), secondary=use)
     hits = retriever.search("Which storm knocked trees down in Brittany?", k=2, floor=-1)
@@ -208,13 +210,16 @@ def test_second_model_vectors_follow_writes_without_a_reload(tmp_path: Path, emb
     store.remove_articles([articles[0].id])
     store.add_articles(_articles([("Pêche", "Les pêcheurs bretons manifestent.")], "fr"), embedder)
     before = use.embedded
-    ids, vectors = store.secondary_vectors(use)
+    ids, vectors = stored_vectors(store.secondary_vectors(use), use.dim)
     assert use.embedded - before == 2  # only the two new texts
+    texts = {r[0] for r in store._db.execute("SELECT text_hash FROM passages")}
+    assert sorted(ids.tolist()) == sorted(text_key(h) for h in texts)  # none gone stays
     reloaded = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
-    same_ids, same = reloaded.secondary_vectors(use)
+    same_ids, same = stored_vectors(reloaded.secondary_vectors(use), use.dim)
     assert use.embedded - before == 2
-    np.testing.assert_array_equal(ids, same_ids)
-    np.testing.assert_allclose(vectors, same)
+    order, same_order = np.argsort(ids), np.argsort(same_ids)
+    np.testing.assert_array_equal(ids[order], same_ids[same_order])
+    np.testing.assert_allclose(vectors[order], same[same_order])
 
 
 def test_old_store_gains_the_full_text_index(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]

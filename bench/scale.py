@@ -1,0 +1,343 @@
+"""Scale benchmark: how `ask`, a poll, a cold start and the disk grow with the index.
+
+    python -m bench.scale --sizes 10000 100000 1000000 [--questions 40]
+
+Each size is a synthetic store in $NEWSBOT_CACHE_DIR/bench/scale/<size> (built once, then
+reused), written through the product's own `Store.add_articles`. Articles are made of real
+sentences (the retrieval corpora of ../shared/bench and ../shared/bench/articles) sampled at
+random, each given a random figure so no two sentences are the same text (the embedding
+cache dedupes by text), with dates over four years and 40 sources. Vectors are fake but
+realistic: each text's e5 vector is a random mix of three real e5 passage vectors (of a pool
+of real sentences embedded once with the configured embedder) plus Gaussian noise,
+renormalised; the second model (USE, 512-d) gets the same treatment from real USE vectors.
+Chunking uses the real tokenizer. So ANN recall is measured on vectors shaped like the
+model's, and questions are real questions with their real e5 and USE vectors.
+
+Each size is then measured in a fresh process: `ask` (the product's retriever and
+compose_answer, question vectors precomputed, so only non-model time), a poll of 32 new
+articles (add_articles + the USE update the engine runs after it, minus the time in the
+fake encoders), a cold start (open the store, first answer), the child's peak RSS (with the
+embedding model loaded, as in the bot), bytes on disk per passage, and recall@10 of the
+e5 index against an exact search. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from bot.answer import compose_answer
+from bot.config import Settings
+from bot.engine import build_retriever
+from index.articles import Article, load_articles
+from index.embedding import Embedder, default_cache_dir, embedder_for
+from index.store import Store
+from index.usem import USE_DIM, UseEncoder
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "bench"
+POOL_SENTENCES = 3000
+QUESTIONS = 40
+NOISE = 0.35  # norm of the noise added to a mix of real vectors (cosine to it ~0.94)
+SOURCES = [f"source{n:02d}" for n in range(40)]
+BUILD_CHUNK = 640  # articles per add_articles call while building
+
+
+def scale_dir() -> Path:
+    return default_cache_dir() / "bench" / "scale"
+
+
+# --- the pool of real sentences and their real vectors --------------------------------------
+
+
+def _sentences_and_questions() -> tuple[list[str], list[str]]:
+    from index.chunking import sentence_spans
+
+    sentences: list[str] = []
+    questions: list[str] = []
+    for corpus in sorted((SHARED / "retrieval").glob("*/*/corpus.jsonl")):
+        for line in corpus.read_text().splitlines():
+            text = json.loads(line)["text"]
+            sentences += [text[s.start : s.end] for s in sentence_spans(text)]
+        queries = corpus.with_name("queries.jsonl")
+        questions += [json.loads(q)["text"] for q in queries.read_text().splitlines()[:20]]
+    for article in load_articles([SHARED / "articles"]).articles:
+        sentences += [article.text[s.start : s.end] for s in sentence_spans(article.text)]
+    words = [s for s in dict.fromkeys(sentences) if 8 <= len(s.split()) <= 45]
+    rng = random.Random(13)
+    rng.shuffle(words)
+    rng.shuffle(questions)
+    return words, questions
+
+
+class Pool:
+    """Real sentences, their real e5 and USE vectors, and real questions with theirs."""
+
+    def __init__(self, path: Path) -> None:
+        data = np.load(path, allow_pickle=False)
+        self.sentences = [str(s) for s in data["sentences"]]
+        self.e5 = data["e5"]
+        self.use = data["use"]
+        self.questions = [str(s) for s in data["questions"]]
+        self.question_e5 = data["question_e5"]
+        self.question_use = data["question_use"]
+
+
+def pool(embedder: Embedder) -> Pool:
+    """Embed the pool once with the real models; cached beside the stores."""
+    path = scale_dir() / f"pool-{hashlib.sha1(embedder.model_id.encode()).hexdigest()[:8]}.npz"
+    if not path.exists():
+        sentences, questions = _sentences_and_questions()
+        sentences, questions = sentences[:POOL_SENTENCES], questions[:QUESTIONS]
+        use = UseEncoder()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(
+            path,
+            sentences=np.array(sentences),
+            e5=embedder.embed_passages(sentences),
+            use=use.embed_texts(sentences),
+            questions=np.array(questions),
+            question_e5=embedder.embed_queries(questions),
+            question_use=use.embed_queries(questions),
+        )
+    return Pool(path)
+
+
+# --- fake encoders: real vectors mixed, plus noise -------------------------------------------
+
+
+def _mixed(texts: Sequence[str], basis: np.ndarray) -> np.ndarray:
+    """Per text: a mix of three rows of `basis` (chosen and weighed by the text's hash),
+    plus Gaussian noise of norm NOISE, renormalised."""
+    digests = np.frombuffer(
+        b"".join(hashlib.blake2b(t.encode(), digest_size=12).digest() for t in texts),
+        dtype=np.uint32,
+    ).reshape(len(texts), 3)
+    rows = digests % len(basis)
+    weights = (digests >> 16).astype(np.float32) + 1.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    out = np.einsum("nk,nkd->nd", weights, basis[rows])
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    noise = _NOISE.standard_normal(out.shape).astype(np.float32)
+    out += noise * (NOISE / np.linalg.norm(noise, axis=1, keepdims=True))
+    out /= np.linalg.norm(out, axis=1, keepdims=True)
+    return out.astype(np.float32)
+
+
+_NOISE = np.random.default_rng(7)
+
+
+class FakeE5:
+    """The store's passage encoder: the real tokenizer, fake (realistic) vectors."""
+
+    def __init__(self, real: Embedder, basis: np.ndarray) -> None:
+        self.real = real
+        self.basis = basis
+        self.model_id = real.model_id
+        self.dim = real.dim
+        self.max_tokens = real.max_tokens
+        self.seconds = 0.0  # spent making vectors (the model's share, excluded)
+        self.approximate = False
+
+    def count_tokens(self, text: str) -> int:
+        if self.approximate:  # building: the real tokenizer is half the build's time
+            return 8 + int(1.6 * len(text.split()))
+        return self.real.count_tokens(text)
+
+    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = _mixed(texts, self.basis)
+        self.seconds += time.perf_counter() - started
+        return vectors
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.embed_passages(texts)
+
+
+class FakeUse:
+    """The second model: fake USE vectors for passages, the real ones for the questions."""
+
+    dim = USE_DIM
+
+    def __init__(self, basis: np.ndarray, questions: dict[str, np.ndarray]) -> None:
+        self.model_id = UseEncoder().model_id
+        self.basis = basis
+        self.questions = questions
+        self.seconds = 0.0
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = _mixed(texts, self.basis)
+        self.seconds += time.perf_counter() - started
+        return vectors
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([self.questions[t] for t in texts])
+
+
+# --- synthetic articles ----------------------------------------------------------------------
+
+
+def synthetic_article(n: int, sentences: Sequence[str], tag: str = "") -> Article:
+    """Article number `n`: 3-7 paragraphs of 2-4 real sentences, each made unique."""
+    rng = random.Random(f"{tag}{n}")
+    paragraphs = []
+    for _ in range(rng.randint(3, 7)):
+        picked = [rng.choice(sentences) for _ in range(rng.randint(2, 4))]
+        paragraphs.append(
+            " ".join(f"{s.rstrip('.')} ({rng.randint(1000, 999_999)})." for s in picked)
+        )
+    date = f"{2021 + n % 4}-{1 + rng.randrange(12):02d}-{1 + rng.randrange(28):02d}"
+    source = SOURCES[rng.randrange(len(SOURCES))]
+    return Article(
+        title=f"{tag}{rng.choice(sentences)[:70]} #{n}",
+        text="\n\n".join(paragraphs),
+        date=date,
+        source=source,
+        url=f"https://{source}.example/{tag}{n}",
+        lang="fr" if n % 3 else "en",
+    )
+
+
+def build(size: int, real: Embedder, data: Pool) -> Path:
+    """The store of `size` passages (at least), built once through Store.add_articles."""
+    folder = scale_dir() / str(size)
+    done = folder / "built.json"
+    if done.exists():
+        return folder
+    encoder = FakeE5(real, data.e5)
+    encoder.approximate = True
+    faiss.omp_set_num_threads(1)  # a search per article: threads only wait on each other
+    store = Store(folder, real.model_id, real.dim)
+    passages, n, started = store.stats().passages, store.stats().articles, time.perf_counter()
+    while passages < size:
+        batch = [synthetic_article(i, data.sentences) for i in range(n, n + BUILD_CHUNK)]
+        passages += store.add_articles(batch, encoder).passages
+        n += BUILD_CHUNK
+        rate = passages / (time.perf_counter() - started)
+        print(f"  {size}: {passages} passages, {rate:.0f}/s", file=sys.stderr, flush=True)
+    store.secondary_vectors(FakeUse(data.use, {}))
+    store.close()
+    done.write_text(json.dumps({"passages": passages, "articles": n}))
+    return folder
+
+
+# --- measuring one size, in its own process --------------------------------------------------
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def measure(size: int) -> dict[str, float]:
+    settings = Settings()
+    real = embedder_for(settings)
+    real.embed_queries(["warm-up"])  # the model is loaded, as in the bot, but not timed
+    data = pool(real)
+    folder = scale_dir() / str(size)
+    encoder = FakeE5(real, data.e5)
+    use = FakeUse(data.use, dict(zip(data.questions, data.question_use, strict=True)))
+
+    def ask(store: Store, question: int) -> None:
+        retriever = build_retriever(settings, store, encoder)  # type: ignore[arg-type]
+        retriever.secondary = use
+        retrieval = retriever.retrieve_many(
+            [data.questions[question]], vectors=data.question_e5[question : question + 1]
+        )[0]
+        compose_answer(retrieval, store, encoder, floor=settings.score_floor)
+
+    started = time.perf_counter()
+    store = Store(folder, real.model_id, real.dim)
+    ask(store, 0)
+    cold = time.perf_counter() - started - use.seconds
+    times = []
+    for q in range(1, len(data.questions)):
+        started = time.perf_counter()
+        ask(store, q)
+        times.append(time.perf_counter() - started)
+    times.sort()
+    flat = store.search_vectors(data.question_e5, 10, exact=True)
+    found = store.search_vectors(data.question_e5, 10)
+    recall = statistics.mean(
+        len({p for p, _ in a} & {p for p, _ in b}) / max(1, len(b))
+        for a, b in zip(found, flat, strict=True)
+    )
+    passages = store.stats().passages
+    disk = _folder_bytes(folder)
+    news = [synthetic_article(i, data.sentences, tag="poll") for i in range(32)]
+    encoder.seconds = use.seconds = 0.0
+    started = time.perf_counter()
+    store.add_articles(news, encoder)
+    store.secondary_vectors(use)  # what Engine.prepare does after a poll
+    poll = time.perf_counter() - started - encoder.seconds - use.seconds
+    store.remove_articles([a.id for a in news])  # the store stays as built
+    store.secondary_vectors(use)
+    store.close()
+    return {
+        "passages": passages,
+        "ask_p50_ms": 1000 * times[len(times) // 2],
+        "ask_p95_ms": 1000 * times[min(len(times) - 1, round(0.95 * (len(times) - 1)))],
+        "poll_s": poll,
+        "cold_s": cold,
+        "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bytes_per_passage": disk / passages,
+        "recall": recall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--build-only", action="store_true")
+    parser.add_argument("--measure", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
+    real = embedder_for(Settings())
+    data = pool(real)
+    for size in args.sizes:
+        build(size, real, data)
+    if args.build_only:
+        return
+    rows = []
+    for size in args.sizes:
+        child = subprocess.run(
+            [sys.executable, "-m", "bench.scale", "--measure", str(size)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=os.environ,
+        )
+        rows.append(json.loads(child.stdout.strip().splitlines()[-1]))
+    print(
+        "| passages | ask p50 | ask p95 | poll 32 articles | cold start | peak RSS "
+        "| disk per passage | e5 recall@10 vs exact |\n|---|---|---|---|---|---|---|---|"
+    )
+    for row in rows:
+        print(
+            f"| {row['passages']:,.0f} | {row['ask_p50_ms']:.0f} ms | {row['ask_p95_ms']:.0f} ms "
+            f"| {row['poll_s']:.2f} s | {row['cold_s']:.2f} s | {row['rss_mb']:,.0f} MB "
+            f"| {row['bytes_per_passage'] / 1024:.1f} KB | {row['recall']:.3f} |"
+        )
+    print(
+        "\nSynthetic stores written through Store.add_articles: real sentences, fake vectors "
+        "(mixes of real e5/USE vectors plus noise); question vectors precomputed, so times "
+        "exclude the models."
+    )
+
+
+if __name__ == "__main__":
+    main()

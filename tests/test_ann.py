@@ -1,0 +1,125 @@
+"""The approximate (IVF) indexes a large store switches to, with the size threshold lowered
+so a few real articles cross it: same answers as exact search, filters still exact, deletes
+and reopening still work; and the second model's index kept on disk beside the e5 one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index import faiss_cache
+from index.articles import Article, load_articles
+from index.store import Store
+from index.usem import UseEncoder
+
+ARTICLES = Path(__file__).resolve().parents[2] / "shared" / "bench" / "articles"
+QUESTIONS = [
+    "What gas was detected on Venus?",
+    "Combien de tonnes de produits ont brûlé chez Lubrizol ?",
+    "Where did the earthquake in the Philippines happen?",
+    "Why did EasyJet stop selling peanuts?",
+]
+
+
+@pytest.fixture
+def approximate(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IVF from 40 vectors on, one list probed: a search that misses lists shows."""
+    monkeypatch.setattr(faiss_cache, "ANN_MIN_VECTORS", 40)
+    monkeypatch.setattr(faiss_cache, "MIN_PROBES", 1)
+    monkeypatch.setattr(faiss_cache, "PROBE_SHARE", 0.0)
+
+
+def _articles() -> list[Article]:
+    return load_articles([ARTICLES]).articles
+
+
+def test_large_store_goes_approximate_and_answers_like_exact(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_cache, "MIN_PROBES", 3)  # of 8 lists
+    articles = _articles()
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(articles[:2], embedder)
+    assert not faiss_cache.is_approximate(store.index)  # under the threshold: exact
+    store.add_articles(articles[2:], embedder)
+    assert faiss_cache.is_approximate(store.index) and store.index.nprobe == 3
+    queries = embedder.embed_queries(QUESTIONS)
+    found = store.search_vectors(queries, 1)
+    exact = store.search_vectors(queries, 1, exact=True)
+    assert [hits[0][0] for hits in found] == [hits[0][0] for hits in exact]
+    # Vectors read back by id are the stored ones (the IVF keeps an id -> entry map).
+    passages, vectors = store.article_passages(articles[3].id)
+    ids = [p.id for p in passages]
+    np.testing.assert_allclose(store.passage_vectors(ids), vectors, atol=1e-6)
+
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    assert faiss_cache.is_approximate(reopened.index)
+    assert reopened.index.ntotal == reopened.stats().passages
+    assert reopened.search_vectors(queries, 1) == found
+    # Deleting still works, in memory and through the log.
+    removed = store.remove_articles([articles[3].id])
+    assert removed == 1 and store.index.ntotal == store.stats().passages
+    assert reopened.refresh() and reopened.index.ntotal == store.index.ntotal
+    hits = reopened.search_vectors(vectors, 5)
+    assert not {pid for row in hits for pid, _ in row} & set(ids)
+
+
+def test_filtered_search_stays_exact_on_an_approximate_index(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None
+) -> None:
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(), embedder)
+    assert faiss_cache.is_approximate(store.index)
+    among = list(range(1, store.stats().passages + 1, 3))
+    queries = embedder.embed_queries(QUESTIONS)
+    matrix = store.passage_vectors(among)
+    for query, hits in zip(queries, store.search_vectors(queries, 5, among=among), strict=True):
+        scores = matrix @ query
+        best = np.argsort(-scores)[:5]
+        assert [pid for pid, _ in hits] == [among[i] for i in best]
+        np.testing.assert_allclose([s for _, s in hits], scores[best], atol=1e-5)
+
+
+def test_second_model_index_is_read_from_its_files(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    articles = _articles()
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(articles, embedder)
+    use = UseEncoder()
+    question = use.embed_queries(["Quel gaz a été détecté sur Vénus ?"])[0]
+    first = store.secondary_search(use, question, 3)
+    store.close()
+    # Reopened with SQLite's copy of those vectors gone: they come from the index files.
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    reopened._db.execute("DELETE FROM secondary_embeddings")
+    assert reopened.secondary_search(use, question, 3) == first
+    top = reopened.passages([first[0][0]])[first[0][0]].article.id
+    reopened.remove_articles([top])
+    after = reopened.secondary_search(use, question, 3)
+    assert top not in {p.article.id for p in reopened.passages([pid for pid, _ in after]).values()}
+    again = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    assert again.secondary_search(use, question, 3) == after
+    scores = again.secondary_scores(use, [pid for pid, _ in after], question)
+    assert scores == pytest.approx(dict(after))
+
+
+def test_second_model_index_goes_approximate(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None
+) -> None:
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(), embedder)
+    use = UseEncoder()
+    index = store.secondary_vectors(use)
+    assert isinstance(index, faiss_cache.faiss.IndexIVFScalarQuantizer)
+    question = use.embed_queries(["Why did EasyJet stop selling peanuts?"])[0]
+    best = store.secondary_search(use, question, 1)[0]
+    keys, vectors = faiss_cache.stored_vectors(index, use.dim)
+    assert len(keys) == index.ntotal == store.stats().passages
+    top = int(keys[np.argmax(vectors @ question)])
+    assert best[0] in {pid for pid, _ in store.secondary_search(use, question, 5)}
+    assert store.secondary_scores(use, [best[0]], question)[best[0]] == pytest.approx(
+        best[1], abs=0.02
+    )
+    every_list = faiss_cache.search_params(index, None, exact=True)
+    assert top == index.search(question.reshape(1, -1), 1, params=every_list)[1][0][0]
