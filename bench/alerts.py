@@ -19,7 +19,7 @@ import numpy as np
 from bot.alerts import AlertThresholds, matching_subscriptions
 from bot.state import Subscription
 from index.articles import Article
-from index.embedding import default_cache_dir, get_embedder
+from index.embedding import default_cache_dir, get_embedder, model_slug
 from index.feeds import FeedSource, item_to_article, parse_feed
 from index.store import Store
 
@@ -60,7 +60,8 @@ def main() -> None:
     spec = json.loads((HERE / "alert_labels.json").read_text(encoding="utf-8"))
     embedder = get_embedder("bundled", default_cache_dir())
     articles = load_items(spec["feeds"])
-    store = Store(default_cache_dir() / "bench" / "alerts", embedder.model_id, embedder.dim)
+    folder = default_cache_dir() / "bench" / model_slug(embedder.model_id) / "alerts"
+    store = Store(folder, embedder.model_id, embedder.dim)
     store.add_articles(articles, embedder)
     stories = sorted({a.id for a in articles} & set(store.stories_added_since(0.0)))
     titles = {a.id: a.title for a in articles}

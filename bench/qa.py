@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.quality import bench_cache
 from bot.answer import Answer
 from bot.config import Settings
 from index.articles import Article, iter_article_files, load_articles
 from index.chunking import sentence_spans
+from index.embedding import embedder_for
 
 METADATA = "index.jsonl"
 CITATIONS_SCORED = 3
@@ -143,7 +145,7 @@ def run_qa(directory: Path, settings: Settings, out: Path | None = None) -> str:
             print(f"  not indexed: {error}")
         articles += loaded.articles
         file_of_article.update((a.id, path.name) for a in loaded.articles)
-    data_dir = settings.cache_dir / "bench" / "qa" / directory.name
+    data_dir = bench_cache(settings, embedder_for(settings).model_id) / "qa" / directory.name
     engine = Engine(settings.model_copy(update={"data_dir": data_dir, "llm_base_url": None}))
     try:
         engine.add_articles(articles)

@@ -45,7 +45,7 @@ from index import articles as articles_module
 from index import chunking
 from index.articles import Article
 from index.chunking import quote_spans, split_into_passages
-from index.embedding import Embedder, embedder_for
+from index.embedding import Embedder, embedder_for, model_slug
 from index.search import Retrieval
 from index.store import Store
 
@@ -158,11 +158,17 @@ def answers_of(query: dict) -> list[str]:
     return [a for key in query if key.startswith("answers") for a in query[key]]
 
 
+def bench_cache(settings: Settings, model_id: str) -> Path:
+    """Where the benchmarks keep what they build with this model: one folder per model, so
+    an index built with another embedder is never opened (it would be refused)."""
+    return settings.cache_dir / "bench" / model_slug(model_id)
+
+
 def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings) -> Store:
     """The set's index, in the cache (built once; unchanged articles cost nothing). An index
     cached before a change to the chunker is rebuilt with the chunker of now, its stored
     vectors reused: unchanged articles are never re-chunked by an ingest."""
-    directory = settings.cache_dir / "bench" / split / name
+    directory = bench_cache(settings, embedder.model_id) / split / name
     articles = load_corpus(BENCH / split / name / "corpus.jsonl")
     store = Store(directory, embedder.model_id, embedder.dim)
     stamp, fingerprint = directory / "chunker.sha256", chunker_fingerprint(embedder)

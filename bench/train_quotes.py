@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from bench.quality import BENCH, CachedQueries, answers_of, open_set_store
+from bench.quality import BENCH, CachedQueries, answers_of, bench_cache, open_set_store
 from bench.retrieval import load_queries
 from bot.answer import described_candidates
 from bot.config import Settings
@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     embedder = embedder_for(settings)
     queries = CachedQueries(embedder, settings.cache_dir / "bench" / "queries.sqlite3")
     sets: dict[str, list[Group]] = {}
-    cache = settings.cache_dir / "bench" / "quote_groups.pkl"
+    cache = bench_cache(settings, embedder.model_id) / "quote_groups.pkl"
     if args.cached and cache.exists():
         sets = pickle.loads(cache.read_bytes())
     for name in args.sets:
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         sets[name] = collect(store, queries, embedder, settings, items)
         store.close()
         print(f"  {name}: {len(sets[name])} questions with an answer among the candidates")
-    qa_dir = settings.cache_dir / "bench" / "qa" / NEWSQA.name
+    qa_dir = bench_cache(settings, embedder.model_id) / "qa" / NEWSQA.name
     if not (qa_dir / "store").exists():
         print(f"run `newsbot bench qa {NEWSQA}` first (it builds the index)", file=sys.stderr)
         return 1

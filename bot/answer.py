@@ -228,8 +228,7 @@ def compose_answer(
     scored = sorted(
         (c for c in scored if c.hit.passage.story_id in stories), key=lambda c: -c.score
     )
-    kind = expected_answer_type(retrieval.question)
-    if not scored or not holds_answer_type(scored[:TYPE_CHECKED], kind):
+    if not scored:
         return Answer(retrieval.question, False, NO_SOURCE)
     best_per_story: dict[str, QuoteCandidate] = {}
     relevance: dict[str, float] = {}
@@ -240,6 +239,12 @@ def compose_answer(
     # Which articles are cited is a matter of relevance (evidence); which of their
     # sentences is quoted, of the quote model.
     top = max(relevance.values())
+    # What the question asks for must be held by the stories that would be cited: a sum in
+    # an unrelated story that merely made the candidates does not make an answer.
+    cited = [c for c in scored if relevance[c.hit.passage.story_id] >= top - CITATION_MARGIN]
+    kind = expected_answer_type(retrieval.question)
+    if not holds_answer_type(cited[:TYPE_CHECKED], kind):
+        return Answer(retrieval.question, False, NO_SOURCE)
     chosen = [
         with_answer_after(c, scored, kind)
         for story, c in best_per_story.items()

@@ -378,10 +378,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 
         print(run_qa(args.bench_dir, settings, args.out))
         return 0
-    from index.embedding import embedder_for
+    from index.embedding import embedder_for, model_slug
 
     embedder = embedder_for(settings)
-    store_dir = args.store or settings.cache_dir / "bench" / args.bench_dir.resolve().name
+    store_dir = args.store or (
+        settings.cache_dir / "bench" / model_slug(embedder.model_id) / args.bench_dir.resolve().name
+    )
     summary = run_retrieval_bench(args.bench_dir, args.out, embedder, store_dir, settings)
     print(summary)
     return 0

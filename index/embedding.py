@@ -9,8 +9,10 @@ fp32 or int8 (the bundled model or a local folder; exported once into the cache 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,11 +44,20 @@ PASSAGE_PROMPT = "passage"
 Backend = Literal["torch", "onnx-fp32", "onnx-int8"]
 BACKENDS: tuple[Backend, ...] = get_args(Backend)
 # What NEWSBOT_EMBEDDER defaults to. Switching it changes every model id: stores are reindexed.
-DEFAULT_BACKEND: Backend = "torch"
+DEFAULT_BACKEND: Backend = "onnx-int8"
 
 
 class EmbeddingModelError(RuntimeError):
     """The configured embedding model cannot be found or loaded."""
+
+
+def model_slug(model_id: str) -> str:
+    """A folder name for caches built with one model (benchmarks keep one per model, so
+    switching NEWSBOT_EMBEDDER never meets an index of another model)."""
+    slug = re.sub(r"[^A-Za-z0-9.]+", "-", model_id).strip("-")
+    if len(slug) > 80:
+        slug = slug[-60:].strip("-") + "-" + hashlib.sha256(model_id.encode()).hexdigest()[:12]
+    return slug or "model"
 
 
 def default_cache_dir() -> Path:

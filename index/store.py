@@ -392,7 +392,8 @@ class Store:
                 f"The index in {self.directory} was built with the embedding model {stored!r}, "
                 f"but the configured model is {self.model_id!r}. Vectors of different models "
                 "cannot be mixed: run `newsbot reindex` to rebuild the index with the new model "
-                "(or set NEWSBOT_MODEL back)."
+                "(or set NEWSBOT_MODEL and NEWSBOT_EMBEDDER back: since 2026-12-03 the default "
+                "embedder is onnx-int8, and an index built before with torch says so here)."
             )
 
     def _load_faiss(self, locked: bool) -> None:
