@@ -5,8 +5,9 @@
 Builds FTS5 tables (the product's tokenizer) of synthetic passages made of real sentences
 (sampled from the retrieval sets' corpora; no embedding) and times the product's
 `lexical_search` (k = the fusion pool) for real questions of those sets: exact BM25 (every
-word of the question scored) against the row budget (index/lexical.py, ROW_BUDGET), with
-the words' counts cold (first question after a write) and warm. Agreement with exact BM25:
+word of the question scored) against the row budget (index/lexical.py, ROW_BUDGET: common
+words left out of the search, then added back to the scores of the best RESCORED * k rows),
+with the words' counts cold (first question after a write) and warm. Agreement with exact BM25:
 top-10 and top-100 overlap. Then, on every real retrieval set (index built from its corpus),
 whether the bounded search returns exactly the exact top-100. Prints Markdown tables.
 Built tables are kept in .cache/bench/lexical/.

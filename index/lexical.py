@@ -7,9 +7,13 @@ retriever only uses lexical scores for passages in the question's language.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import sqlite3
+import sys
 import threading
+import unicodedata
 
 from index.articles import guess_language
 
@@ -111,8 +115,14 @@ def word_overlap(question_words: list[str], text: str) -> float:
 # top k, so one common word ("president", "2019") makes a search cost a share of the whole
 # index. A search scores words, rarest first, while the rows they match stay within this
 # budget (the rarest word is always kept). An index smaller than the budget is searched
-# exactly; on a large one a common word is dropped when rarer words of the question exist.
+# exactly; on a large one a common word is left out of the search when rarer words of the
+# question exist, and only added back to the scores of the best RESCORED * k rows found.
 ROW_BUDGET = 20_000
+RESCORED = 2
+K1, B = 1.2, 0.75  # FTS5's bm25() parameters
+# A word's exact passage count (its BM25 weight) is counted again once the index has grown
+# or shrunk by this share, not at every write: counting a common word reads all its rows.
+DRIFT = 0.01
 # Words counted per generation at most (a long-running bot meets many).
 _MAX_COUNTED = 50_000
 
@@ -126,13 +136,16 @@ class TermCounts:
         self.budget = budget
         self._generation: int | None = None
         self._counts: dict[str, int] = {}
+        self._documents: dict[str, int] = {}  # exact counts, of the words left out only
+        self._documents_rows = 0  # the index's rows when they were counted
+        self._averages: tuple[int, float] | None = None  # rows, mean tokens per row
         self._lock = threading.Lock()
 
     def count(self, db: sqlite3.Connection, term: str, generation: int) -> int:
         """Passages holding the word (at most budget + 1) in the index at this generation."""
         with self._lock:
             if generation != self._generation or len(self._counts) > _MAX_COUNTED:
-                self._counts = {}
+                self._counts, self._averages = {}, None
                 self._generation = generation
             cached = self._counts.get(term)
         if cached is not None:
@@ -162,6 +175,120 @@ class TermCounts:
             rows += counts[term]
         return [t for t in terms if t in kept]
 
+    def documents(self, db: sqlite3.Connection, term: str, generation: int) -> int:
+        """How many passages hold the word (its BM25 weight): counted exactly, and
+        remembered while the index stays within DRIFT of its size then."""
+        rows, _ = self.averages(db, generation)
+        with self._lock:
+            drifted = abs(rows - self._documents_rows) > DRIFT * rows
+            if drifted or len(self._documents) > _MAX_COUNTED:
+                self._documents, self._documents_rows = {}, rows
+            cached = self._documents.get(term)
+        if cached is None:
+            cached = int(
+                db.execute(
+                    "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (f'"{term}"',)
+                ).fetchone()[0]
+            )
+            with self._lock:
+                self._documents[term] = cached
+        return cached
+
+    def averages(self, db: sqlite3.Connection, generation: int) -> tuple[int, float]:
+        """The rows of the index and their mean length in tokens, as bm25() reads them (the
+        FTS5 "averages" record)."""
+        with self._lock:
+            if generation == self._generation and self._averages is not None:
+                return self._averages
+        row = db.execute("SELECT block FROM passages_fts_data WHERE id = 1").fetchone()
+        rows, tokens = [*_varints(row[0]), 0, 0][:2] if row else (0, 0)
+        averages = (rows, tokens / rows if rows else 1.0)
+        with self._lock:
+            if generation == self._generation:
+                self._averages = averages
+        return averages
+
+
+def _varints(blob: bytes) -> list[int]:
+    """SQLite varints, as FTS5 writes its sizes: 7 bits a byte while the high bit is set,
+    the ninth byte all 8."""
+    values: list[int] = []
+    value = length = 0
+    for byte in blob:
+        if length == 8:
+            values.append((value << 8) | byte)
+            value = length = 0
+            continue
+        value, length = (value << 7) | (byte & 0x7F), length + 1
+        if byte < 0x80:
+            values.append(value)
+            value = length = 0
+    return values
+
+
+@functools.cache
+def _diacritics() -> dict[int, None]:
+    """The combining marks that unicode61 (remove_diacritics 2) drops from letters, as a
+    str.translate table deleting them."""
+    return dict.fromkeys(
+        c for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) == "Mn"
+    )
+
+
+def fold(text: str) -> str:
+    """A text as FTS5's unicode61 tokenizer compares it: lower case, without diacritics."""
+    lowered = text.lower()
+    if lowered.isascii():
+        return lowered
+    return unicodedata.normalize("NFD", lowered).translate(_diacritics())
+
+
+def fts_tokens(text: str) -> list[str]:
+    """The tokens FTS5's unicode61 tokenizer (remove_diacritics 2) makes of a text."""
+    return re.findall(r"[^\W_]+", fold(text))
+
+
+def _with_words(
+    db: sqlite3.Connection,
+    rows: list[tuple[int, float]],
+    words: list[str],
+    counts: TermCounts,
+    generation: int,
+) -> list[tuple[int, float]]:
+    """The rows rescored with words left out of the search added to their BM25 scores (the
+    formula of FTS5's bm25(), with its row count, mean length and each row's length), best
+    first."""
+    if not rows:
+        return rows
+    total, mean_length = counts.averages(db, generation)
+    weights: list[tuple[re.Pattern[str], float]] = []
+    for word in words:
+        tokens = fts_tokens(word)
+        if len(tokens) == 1:
+            held = counts.documents(db, word, generation)
+            idf = math.log((max(total, held) - held + 0.5) / (held + 0.5))
+            token = re.compile(rf"(?<![^\W_]){re.escape(tokens[0])}(?![^\W_])")
+            weights.append((token, idf if idf > 0 else 1e-6))
+    ids = [pid for pid, _ in rows]
+    marks = ",".join("?" * len(ids))
+    bodies = dict(db.execute(f"SELECT rowid, body FROM passages_fts WHERE rowid IN ({marks})", ids))
+    lengths = {
+        int(pid): _varints(size)[0]
+        for pid, size in db.execute(
+            f"SELECT id, sz FROM passages_fts_docsize WHERE id IN ({marks})", ids
+        )
+    }
+    rescored = []
+    for pid, score in rows:
+        body = fold(bodies.get(pid, ""))
+        norm = K1 * (1 - B + B * lengths.get(pid, 0) / mean_length)
+        for token, idf in weights:
+            tf = len(token.findall(body))
+            if tf:
+                score += idf * tf * (K1 + 1) / (tf + norm)
+        rescored.append((pid, score))
+    return sorted(rescored, key=lambda row: -row[1])
+
 
 def lexical_search(
     db: sqlite3.Connection,
@@ -171,16 +298,22 @@ def lexical_search(
     generation: int = 0,
 ) -> list[tuple[int, float]]:
     """Top-k (passage id, BM25 score, higher is better) for the question's content words;
-    with `counts`, only the words the row budget allows are scored (see ROW_BUDGET)."""
+    with `counts`, only the words the row budget allows are searched (see ROW_BUDGET)."""
     terms = content_words(question)
+    left_out: list[str] = []
     if counts is not None:
-        terms = counts.searched_terms(db, terms, generation)
+        searched = counts.searched_terms(db, terms, generation)
+        left_out = [t for t in terms if t not in searched and counts.count(db, t, generation)]
+        terms = searched
     if not terms or k <= 0:
         return []
     expression = " OR ".join(f'"{t}"' for t in terms)
     rows = db.execute(
         "SELECT rowid, -bm25(passages_fts) AS score FROM passages_fts "
         "WHERE passages_fts MATCH ? ORDER BY score DESC LIMIT ?",
-        (expression, k),
+        (expression, k * RESCORED if left_out else k),
     ).fetchall()
-    return [(int(r[0]), float(r[1])) for r in rows]
+    found = [(int(r[0]), float(r[1])) for r in rows]
+    if left_out and counts is not None:
+        found = _with_words(db, found, left_out, counts, generation)[:k]
+    return found

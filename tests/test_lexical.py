@@ -6,12 +6,12 @@ import sqlite3
 
 from index.lexical import FTS_SCHEMA, ROW_BUDGET, TermCounts, lexical_search
 
-QUESTION = "What did the minister Kowalczyk announce about the harbour?"
+QUESTION = "What did the Ministère say Kowalczyk announced about the harbour?"
 
 
 def _fts(rows: int, rare_every: int) -> sqlite3.Connection:
-    """An FTS5 table (the product's) where nearly every row names "minister" and one row in
-    `rare_every` names Kowalczyk."""
+    """An FTS5 table (the product's) where nine rows in ten name the "ministère" (twice in
+    some) and one row in `rare_every` names Kowalczyk."""
     db = sqlite3.connect(":memory:")
     db.executescript(FTS_SCHEMA.split(";")[0] + ";")
     db.executemany(
@@ -19,36 +19,41 @@ def _fts(rows: int, rare_every: int) -> sqlite3.Connection:
         (
             (
                 i,
-                ("The minister spoke " if i % 10 else "A ferry sailed ")
+                ("The ministère spoke " * (1 + i % 3) if i % 10 else "A ferry sailed ")
                 + ("Kowalczyk opened the harbour. " if i % rare_every == 0 else "")
                 + f"Item {i} of the daily briefing on roads and schools.",
             )
             for i in range(1, rows + 1)
         ),
     )
+    db.commit()  # FTS5 writes its row count and mean length (bm25's) at commit
     return db
 
 
 def test_a_common_word_is_dropped_on_a_big_index_and_rare_hits_kept() -> None:
     rows = ROW_BUDGET + ROW_BUDGET // 2
-    db = _fts(rows, rare_every=3_001)  # "minister" in 90% of rows; Kowalczyk in 10
+    db = _fts(rows, rare_every=3_001)  # the ministère in 90% of rows; Kowalczyk in 10
     exact = lexical_search(db, QUESTION, 100)
     counts = TermCounts()
     bounded = lexical_search(db, QUESTION, 100, counts, generation=1)
     kowalczyk = {i for i in range(1, rows + 1) if i % 3_001 == 0}
-    assert counts.count(db, "minister", 1) == ROW_BUDGET + 1  # counting stopped early
-    assert counts.searched_terms(db, ["minister", "kowalczyk", "harbour"], 1) == [
+    assert counts.count(db, "ministère", 1) == ROW_BUDGET + 1  # counting stopped early
+    assert counts.searched_terms(db, ["ministère", "kowalczyk", "harbour"], 1) == [
         "kowalczyk",
         "harbour",
     ]
     assert {pid for pid, _ in bounded} == kowalczyk  # every rare hit, and only those
     assert len(exact) == 100 and {pid for pid, _ in exact[: len(kowalczyk)]} == kowalczyk
+    # the word left out of the search is added back to the scores, as bm25() weighs it
+    assert [pid for pid, _ in bounded] == [pid for pid, _ in exact[: len(kowalczyk)]]
+    exact_scores = dict(exact)
+    assert all(abs(score - exact_scores[pid]) < 1e-9 for pid, score in bounded)
 
 
 def test_an_index_within_the_budget_is_searched_exactly() -> None:
     db = _fts(3_000, rare_every=301)
     counts = TermCounts()
-    for question in (QUESTION, "minister", "roads schools 17", "nothing matches zzz"):
+    for question in (QUESTION, "ministere", "roads schools 17", "nothing matches zzz"):
         assert lexical_search(db, question, 100, counts, 1) == lexical_search(db, question, 100)
 
 
@@ -57,6 +62,7 @@ def test_counts_follow_the_generation() -> None:
     counts = TermCounts(budget=50)
     assert counts.count(db, "kowalczyk", generation=1) == 0
     db.execute("INSERT INTO passages_fts(rowid, body) VALUES (1000, 'Kowalczyk resigned')")
+    db.commit()
     assert counts.count(db, "kowalczyk", generation=1) == 0  # remembered within a generation
     assert counts.count(db, "kowalczyk", generation=2) == 1
-    assert lexical_search(db, "Kowalczyk minister", 10, counts, 2)[0][0] == 1000
+    assert lexical_search(db, "Kowalczyk ministère", 10, counts, 2)[0][0] == 1000
