@@ -51,10 +51,16 @@ log = logging.getLogger(__name__)
 DB_NAME = "newsbot.sqlite3"
 FAISS_NAME = SNAPSHOT_NAME
 LOCK_NAME = "write.lock"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BATCH_ARTICLES = 32
 # Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
 SENTENCE_CACHE = 5_000
+# What cut the quotable sentences recorded with each passage (`passages.sentences`): the
+# chunker's own code. After a change to it the recorded lists are ignored (and cleared at
+# the next write) until a reindex: sentences are then found from the text, as before.
+SENTENCE_SPLIT = hashlib.sha256(Path(quote_spans.__code__.co_filename).read_bytes()).hexdigest()[
+    :16
+]
 # Lead passages this similar (cosine) belong to one story: the same dispatch from another
 # source or republished. Set high on purpose: merging two stories would hide an alert.
 STORY_SIMILARITY = 0.95
@@ -85,6 +91,7 @@ CREATE TABLE IF NOT EXISTS passages (
     start INTEGER NOT NULL,
     "end" INTEGER NOT NULL,
     text_hash TEXT NOT NULL,
+    sentences BLOB,
     UNIQUE (article_id, ordinal)
 );
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
@@ -353,6 +360,9 @@ class Store:
             if self._count("passages_fts") == 0 and self._count("passages") > 0:
                 with self._transaction():
                     self._db.execute(FILL_FTS)
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(passages)")}
+            if "sentences" not in columns:  # v5: each passage's quotable sentences recorded
+                self._db.execute("ALTER TABLE passages ADD COLUMN sentences BLOB")
             if version != str(SCHEMA_VERSION):  # opening writes nothing once migrated
                 self._halve_embeddings()  # v4: e5 vectors kept as float16
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
@@ -634,16 +644,20 @@ class Store:
             return
         chunked: list[tuple[Article, list[Passage], list[str]]] = []
         quotes: list[str] = []
+        # Each passage's quotable sentences, as the concatenated sha256 digests of their
+        # texts: a question reads them without re-cutting the article (`sentence_vectors`).
+        sentence_lists: dict[tuple[str, int], bytes] = {}
         for article in changed:
             passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
             texts = [passage_embedding_text(p.heading, p.text) for p in passages]
             chunked.append((article, passages, texts))
             if self.embed_quotes:
-                quotes += [
-                    article.text[a:b]
-                    for p in passages
-                    for a, b in quote_spans(article.text, p.start, p.end)
-                ]
+                for p in passages:
+                    said = [article.text[a:b] for a, b in quote_spans(article.text, p.start, p.end)]
+                    quotes += said
+                    sentence_lists[(article.id, p.ordinal)] = b"".join(
+                        hashlib.sha256(q.encode("utf-8")).digest() for q in said
+                    )
         vectors, embedded = self._embed_missing(
             [t for _, _, texts in chunked for t in texts] + quotes, encoder
         )
@@ -662,6 +676,10 @@ class Store:
             )
         }
         with self._transaction():
+            if sentence_lists and self._meta("sentence_split") != SENTENCE_SPLIT:
+                # Lists cut by another chunker: forgotten, so none is read with today's.
+                self._db.execute("UPDATE passages SET sentences = NULL")
+                self._set_meta("sentence_split", SENTENCE_SPLIT)
             for article, passages, texts in chunked:
                 removed += [
                     r[0]
@@ -693,7 +711,7 @@ class Store:
                     digest = text_hash(embed_text)
                     cursor = self._db.execute(
                         'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
-                        "text_hash) VALUES (?,?,?,?,?,?,?)",
+                        "text_hash, sentences) VALUES (?,?,?,?,?,?,?,?)",
                         (
                             article.id,
                             passage.ordinal,
@@ -702,6 +720,7 @@ class Store:
                             passage.start,
                             passage.end,
                             digest,
+                            sentence_lists.get((article.id, passage.ordinal)),
                         ),
                     )
                     added_ids.append(int(cursor.lastrowid or 0))
@@ -1164,6 +1183,22 @@ class Store:
                     found.setdefault(key, []).append(int(pid))
         return found
 
+    def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The text hashes of each passage's quotable sentences, as recorded at ingest by
+        today's chunker; passages without such a list are left out."""
+        if not ids or self._meta("sentence_split") != SENTENCE_SPLIT:
+            return {}
+        found: dict[int, list[str]] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for pid, blob in self._db.execute(
+                f"SELECT id, sentences FROM passages WHERE id IN ({','.join('?' * len(chunk))}) "
+                "AND sentences IS NOT NULL",
+                list(chunk),
+            ):
+                found[int(pid)] = [blob[i : i + 32].hex() for i in range(0, len(blob), 32)]
+        return found
+
     def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vectors of each passage's quotable sentences (embedded at ingest), one
         row per sentence, by passage id; a passage with a sentence never embedded is left
@@ -1176,8 +1211,9 @@ class Store:
                 self._sentence_generation = self.generation
             cache = self._sentence_cache
             known = {pid: cache[pid] for pid in ids if pid in cache}
-        wanted: dict[int, list[str]] = {}
-        for pid, passage in self.passages([pid for pid in ids if pid not in known]).items():
+        wanted = self._recorded_sentences([pid for pid in ids if pid not in known])
+        rest = [pid for pid in ids if pid not in known and pid not in wanted]
+        for pid, passage in self.passages(rest).items():  # lists not recorded: cut them here
             text = passage.article.text
             spans = quote_spans(text, passage.start, passage.end)
             wanted[pid] = [text_hash(text[a:b]) for a, b in spans]

@@ -322,3 +322,35 @@ def test_a_torn_faiss_log_record_is_ignored_and_the_index_rebuilt(tmp_path: Path
     assert encoder.embedded == 0
     hits = reopened.search_vectors(embedder.embed_queries(["storm Storm8 Brittany"]), 1)[0]
     assert "Storm8" in reopened.passages([hits[0][0]])[hits[0][0]].text
+
+
+def test_quotable_sentences_are_recorded_at_ingest_and_dropped_with_another_chunker(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from index.chunking import quote_spans
+    from index.store import text_hash
+
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(_seed(), embedder)
+    ids = sorted(store.passages(list(range(1, 200))))
+    cut = {}
+    for pid, passage in store.passages(ids).items():
+        text = passage.article.text
+        cut[pid] = [text_hash(text[a:b]) for a, b in quote_spans(text, passage.start, passage.end)]
+    # A question reads the lists recorded at ingest: the same sentences, not re-cut.
+    assert store._recorded_sentences(ids) == cut
+    vectors = store.sentence_vectors(ids)
+    assert set(vectors) == set(ids)
+    assert all(len(vectors[pid]) == len(cut[pid]) for pid in ids)
+    # Lists recorded by another chunker are never read: the sentences are cut again, and
+    # the next write forgets the old lists and records today's.
+    with store._transaction():
+        store._set_meta("sentence_split", "another chunker")
+    assert store._recorded_sentences(ids) == {}
+    store._sentence_cache.clear()
+    again = store.sentence_vectors(ids)
+    assert all(np.array_equal(again[pid], vectors[pid]) for pid in ids)
+    store.add_articles(_other_articles(1), embedder)
+    assert store._recorded_sentences(ids) == {}  # old lists cleared, not trusted
+    assert store._meta("sentence_split") == store_module.SENTENCE_SPLIT
+    store.close()
