@@ -245,6 +245,22 @@ def test_onnx_int8_vector_of_a_text_does_not_depend_on_its_batch(cache_dir: Path
     np.testing.assert_array_equal(among[2], alone[0])
 
 
+def test_onnx_texts_run_on_several_threads_keep_their_own_vectors(
+    cache_dir: Path, news_sentences: list[str]
+) -> None:
+    """Several texts are run three at a time (one run each, shares balanced by length): each
+    row is the vector its text gets alone, in the order the texts were given."""
+    from index.onnx_embedder import OnnxEncoder
+
+    int8 = get_embedder("bundled", cache_dir, backend="onnx-int8")
+    folder = bundled_model_dir(cache_dir)
+    encoder = OnnxEncoder(onnx_file(onnx_dir(cache_dir, folder, True), "int8"), folder, 3)
+    texts = [ANSWER_FR * 8, "Oui.", *news_sentences[:10], UNRELATED_FR * 3, ANSWER_FR]
+    together = encoder.encode([t.strip() for t in texts], "passage: ")
+    alone = np.vstack([int8.embed_passages([text]) for text in texts])
+    np.testing.assert_array_equal(together, alone)
+
+
 def test_onnx_path_runs_without_torch(cache_dir: Path) -> None:
     """Once exported, loading and running the ONNX embedders imports neither torch nor
     transformers (nor sentence-transformers)."""
@@ -357,7 +373,7 @@ def test_unknown_hub_model_raises_a_clear_error(
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(EmbeddingModelError, match=r"could not load.*'bundled'.*no network"):
-        Embedder("newsbot-tests/no-such-model", tmp_path)
+        Embedder("newsbot-tests/no-such-model", tmp_path, backend="torch")
 
 
 def test_missing_local_folder_raises_a_clear_error(tmp_path: Path) -> None:
