@@ -119,6 +119,7 @@ def main() -> None:
     args = parser.parse_args()
 
     use_threads(THREADS)
+    load_before = _load_average()
     settings = Settings()
     started = time.perf_counter()
     embedder = embedder_for(settings)
@@ -150,14 +151,14 @@ def main() -> None:
             for p in split_into_passages(article, embedder.count_tokens, embedder.max_tokens)
         }
         index_clock: dict[str, float] = defaultdict(float)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         with timed_by_kind(embedder, passage_texts, index_clock):
             report = store.add_articles(articles, embedder)
         index_s = time.perf_counter() - t0
         with timed(use, "embed_texts", index_clock, "USE"):
             if settings.use_weight > 0:  # what Engine.prepare does after an ingest
                 store.secondary_vectors(use)
-        shipped_s = time.perf_counter() - t0
+        shipped_s, shipped_cpu_s = time.perf_counter() - t0, time.process_time() - c0
         words = sum(len(store.passages([i])[i].text.split()) for i in range(1, report.passages + 1))
         t0 = time.perf_counter()
         again = store.add_articles(articles, embedder)
@@ -198,6 +199,7 @@ def main() -> None:
         product = Product(
             passages=report.passages,
             index_s=shipped_s,
+            index_cpu_s=shipped_cpu_s,
             index_clock=dict(index_clock),
             answer_ms=first_ms + cached_ms,
             ask_share={k: v / ask_s for k, v in ask_clock.items()},
@@ -245,6 +247,12 @@ def main() -> None:
         rows += peer_rows(product, measure_peer(folder, product_texts, questions))
     except PeerMissing as exc:
         rows.append(("peer comparison", f"not measured: {exc}"))
+    rows.append(
+        (
+            f"machine load average (1 min) before / after, {os.cpu_count()} CPUs",
+            f"{load_before} / {_load_average()}",
+        )
+    )
     print("| what | figure |\n|---|---|")
     for what, figure in rows:
         print(f"| {what} | {figure} |")
@@ -256,9 +264,14 @@ class Product:
 
     passages: int
     index_s: float  # ingest as shipped, then the USE vectors that Engine.prepare computes
+    index_cpu_s: float  # CPU time of the process meanwhile, every thread
     index_clock: dict[str, float]  # seconds embedding passages, sentences, USE
     answer_ms: list[float]
     ask_share: dict[str, float]  # share of the answers' time in the e5 and USE query encodes
+
+
+def _load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "?"
 
 
 def peer_rows(product: Product, peer: PeerFigures) -> list[tuple[str, str]]:
@@ -279,16 +292,17 @@ def peer_rows(product: Product, peer: PeerFigures) -> list[tuple[str, str]]:
         (
             f"**peer** (LangChain FAISS.from_texts, same model on torch, {THREADS} threads), "
             f"{n} passages",
-            f"{peer.peer_index_s:.1f} s = {peer_rate:.1f} passages/s",
+            f"{peer.peer_index_s:.1f} s = {peer_rate:.1f} passages/s "
+            f"({peer.peer_cpu_s:.1f} s of CPU)",
         ),
         (
             f"limit: SentenceTransformer.encode fp32 torch, batch 32, {THREADS} threads",
-            f"{peer.limit_s:.1f} s = {limit_rate:.1f} passages/s",
+            f"{peer.limit_s:.1f} s = {limit_rate:.1f} passages/s ({peer.limit_cpu_s:.1f} s of CPU)",
         ),
         (
             f"product, as shipped (passages, quotable sentences, USE, SQLite, FAISS), "
             f"{THREADS} threads",
-            f"{product.index_s:.1f} s = {rate:.1f} passages/s",
+            f"{product.index_s:.1f} s = {rate:.1f} passages/s ({product.index_cpu_s:.1f} s of CPU)",
         ),
         ("… time split", split),
         ("product / peer, indexing (goal ≥ 1.5)", f"{rate / peer_rate:.2f}x"),
