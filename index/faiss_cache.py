@@ -80,11 +80,14 @@ def lists_for(count: int) -> int:
 
 
 def _trained_ivf(vectors: np.ndarray, dim: int, compact: bool) -> faiss.Index:
+    """An IVF index trained on a sample of `vectors`. Its codes are half floats: the e5
+    vectors are stored as float16 in SQLite (store.stored_precision), so these codes are
+    the very same numbers in half the memory of float32 (1M passages: 1.5 GB -> 0.77 GB);
+    `compact`: 8-bit codes."""
     nlist = lists_for(len(vectors))
-    codes = "SQ8" if compact else "Flat"
+    codes = "SQ8" if compact else "SQfp16"
     index: Any = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
-    if compact:
-        index.by_residual = False  # codes of the vectors themselves: decodable on their own
+    index.by_residual = False  # codes of the vectors themselves: decodable on their own
     rng = np.random.default_rng(0)
     sample = rng.choice(len(vectors), min(len(vectors), nlist * TRAIN_PER_LIST), replace=False)
     index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))

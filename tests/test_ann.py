@@ -123,3 +123,21 @@ def test_second_model_index_goes_approximate(  # type: ignore[no-untyped-def]
     )
     every_list = faiss_cache.search_params(index, None, exact=True)
     assert top == index.search(question.reshape(1, -1), 1, params=every_list)[1][0][0]
+
+
+def test_approximate_index_holds_the_stored_half_floats(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None
+) -> None:
+    """The IVF keeps 2 bytes a dimension (float32 would take 4), losing nothing: its
+    vectors are exactly SQLite's float16 rows, so exact scores match them."""
+    articles = _articles()
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(articles, embedder)
+    assert faiss_cache.is_approximate(store.index)
+    assert store.index.code_size == 2 * embedder.dim
+    passages, stored = store.article_passages(articles[1].id)
+    ids = [p.id for p in passages]
+    assert np.array_equal(store.passage_vectors(ids), stored)
+    query = embedder.embed_queries(QUESTIONS[:1])
+    hits = dict(store.search_vectors(query, store.index.ntotal, exact=True)[0])
+    np.testing.assert_allclose([hits[i] for i in ids], stored @ query[0], atol=1e-6)
