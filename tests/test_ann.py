@@ -141,3 +141,24 @@ def test_approximate_index_holds_the_stored_half_floats(  # type: ignore[no-unty
     query = embedder.embed_queries(QUESTIONS[:1])
     hits = dict(store.search_vectors(query, store.index.ntotal, exact=True)[0])
     np.testing.assert_allclose([hits[i] for i in ids], stored @ query[0], atol=1e-6)
+
+
+def test_a_snapshot_is_read_without_a_copy_of_the_whole_file(tmp_path: Path) -> None:
+    """A large index is read from its file in blocks: the Python side never holds the
+    whole file (at 1M passages that copy alone was gigabytes of peak memory)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(1)
+    index = faiss_cache.new_index(384)
+    index.add_with_ids(rng.standard_normal((20_000, 384)).astype(np.float32), np.arange(20_000))
+    path = tmp_path / faiss_cache.SNAPSHOT_NAME
+    faiss_cache.write_snapshot(path, index, 3)
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        loaded, generation = faiss_cache.read_snapshot(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (generation, loaded.ntotal) == (3, 20_000)
+    assert peak < size / 4
