@@ -162,6 +162,16 @@ def stored_ids(index: Any) -> np.ndarray:
     return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
 
 
+def absent_from(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
+    """Which of `values` are not in `ordered` (sorted): a mask. Binary search, not numpy's
+    set operations (1M ids each way: 3.3 s -> 0.65 s of CPU with the sorts)."""
+    if not len(ordered):
+        return np.ones(len(values), dtype=bool)
+    at = np.searchsorted(ordered, values)
+    at[at == len(ordered)] = 0
+    return ordered[at] != values
+
+
 def search_params(
     index: Any, selector: faiss.IDSelector | None, exact: bool
 ) -> faiss.SearchParameters | None:

@@ -36,6 +36,7 @@ from index.faiss_cache import (
     CacheError,
     FaissCache,
     Loaded,
+    absent_from,
     index_for,
     new_index,
     remove_ids,
@@ -1063,10 +1064,10 @@ class Store:
             hashes = [r[0] for r in self._db.execute("SELECT DISTINCT text_hash FROM passages")]
         finally:
             self._db.execute("COMMIT")
-        current = np.array([text_key(h) for h in hashes], dtype=np.int64)
+        current = np.fromiter((text_key(h) for h in hashes), dtype=np.int64, count=len(hashes))
         held = stored_ids(loaded.index)
-        gone = np.setdiff1d(held, current)
-        new = np.isin(current, held, invert=True)
+        gone = held[absent_from(held, np.sort(current))]
+        new = absent_from(current, np.sort(held))
         added = [h for h, keep in zip(hashes, new.tolist(), strict=True) if keep]
         vectors = self._secondary_of(encoder, added)
         if len(gone):

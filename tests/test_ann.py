@@ -162,3 +162,16 @@ def test_a_snapshot_is_read_without_a_copy_of_the_whole_file(tmp_path: Path) -> 
         tracemalloc.stop()
     assert (generation, loaded.ntotal) == (3, 20_000)
     assert peak < size / 4
+
+
+def test_absent_from_matches_set_difference() -> None:
+    rng = np.random.default_rng(2)
+    held = rng.integers(0, 1 << 60, 5_000)
+    current = np.concatenate([held[:4_000], rng.integers(0, 1 << 60, 700)])
+    rng.shuffle(current)
+    gone = held[faiss_cache.absent_from(held, np.sort(current))]
+    new = current[faiss_cache.absent_from(current, np.sort(held))]
+    assert set(gone.tolist()) == set(held.tolist()) - set(current.tolist())
+    assert set(new.tolist()) == set(current.tolist()) - set(held.tolist())
+    assert faiss_cache.absent_from(held, np.zeros(0, dtype=np.int64)).all()
+    assert not faiss_cache.absent_from(np.zeros(0, dtype=np.int64), held).any()
