@@ -1,6 +1,6 @@
 """The effect of keeping e5 vectors as float16 in SQLite (schema 4), on a real store.
 
-    python -m bench.vectors [--store .cache/bench/dev/<set>] [--set <retrieval set dir>]
+    python -m bench.vectors [--store .cache/bench/<model>/dev/<set>] [--set <set dir>]
 
 Copies a store written with float32 vectors (schema 3; the copy is migrated, the original
 left alone), and reports: bytes on disk per passage before and after (both VACUUMed, by
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bot.config import Settings
-from index.embedding import default_cache_dir, embedder_for
+from index.embedding import embedder_for, model_slug
 from index.store import DB_NAME, Store, blob_vectors, quote_spans, text_hash
 
 SET = "orangesum-test_title-fr_to_article-fr"
@@ -62,10 +62,17 @@ def raw_vectors(directory: Path, width: int, dim: int) -> dict[str, np.ndarray]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--store", type=Path, default=default_cache_dir() / "bench" / "dev" / SET)
+    parser.add_argument(
+        "--store", type=Path, help="a schema-3 store (default: the set's bench one)"
+    )
     parser.add_argument("--set", type=Path, default=SETS / SET, help="its retrieval set")
     parser.add_argument("--queries", type=int, default=300)
     args = parser.parse_args()
+    settings = Settings()
+    embedder = embedder_for(settings)
+    if args.store is None:
+        slug = model_slug(embedder.model_id)
+        args.store = settings.cache_dir / "bench" / slug / "dev" / args.set.name
 
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp)
@@ -99,7 +106,6 @@ def main() -> None:
 
         lines = (args.set / "queries.jsonl").read_text(encoding="utf-8").splitlines()
         questions = [json.loads(line)["text"] for line in lines[: args.queries]]
-        embedder = embedder_for(Settings())
         query = embedder.embed_queries(questions).astype(np.float32)
         hashes = list(before32)
         v32 = np.vstack([before32[h] for h in hashes])
