@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,6 @@ import numpy as np
 from tokenizers import Tokenizer
 
 POOLING_MODES = ("mean", "cls")
-RUN_OVERHEAD_TOKENS = 8  # what one run costs beyond its tokens, in tokens (for balancing)
 
 
 class OnnxModelError(RuntimeError):
@@ -133,43 +131,41 @@ class OnnxEncoder:
         """
         vectors = np.empty((len(texts), self.layout.dim), dtype=np.float32)
         ids = [self.tokenizer.encode((prompt or "") + text).ids for text in texts]
-        shares = _balanced(ids, min(self.workers, len(texts)))
-        if len(shares) <= 1:
-            self._run(ids, range(len(ids)), vectors)
+        # Longest first, each worker taking the next text when it is done with one: the
+        # workers finish together, whatever the lengths (or a core lost to another process).
+        queue = iter(sorted(range(len(ids)), key=lambda row: -len(ids[row])))
+        taking = threading.Lock()
+
+        def drain() -> None:
+            while True:
+                with taking:
+                    row = next(queue, None)
+                if row is None:
+                    return
+                vectors[row] = self._run(ids[row])
+
+        workers = min(self.workers, len(ids))
+        if workers <= 1:
+            drain()
             return vectors
         pool = self._worker_pool()
-        # Every share is waited for (and its error raised) before the vectors are returned.
-        for future in [pool.submit(self._run, ids, rows, vectors) for rows in shares]:
+        # Every worker is waited for (and its error raised) before the vectors are returned.
+        for future in [pool.submit(drain) for _ in range(workers)]:
             future.result()
         return vectors
 
-    def _run(self, ids: list[list[int]], rows: Sequence[int], out: np.ndarray) -> None:
-        """Embed the texts at `rows` (token ids) into those rows of `out`, one run each."""
-        for row in rows:
-            tokens = np.array([ids[row]], dtype=np.int64)
-            feed = {"input_ids": tokens, "attention_mask": np.ones_like(tokens)}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(tokens)
-            (hidden,) = self.session.run(["last_hidden_state"], feed)
-            pooled = hidden[0, 0] if self.layout.pooling == "cls" else hidden[0].mean(axis=0)
-            out[row] = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+    def _run(self, ids: list[int]) -> np.ndarray:
+        """The unit vector of one text (its token ids), in one run."""
+        tokens = np.array([ids], dtype=np.int64)
+        feed = {"input_ids": tokens, "attention_mask": np.ones_like(tokens)}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(tokens)
+        (hidden,) = self.session.run(["last_hidden_state"], feed)
+        pooled = hidden[0, 0] if self.layout.pooling == "cls" else hidden[0].mean(axis=0)
+        return pooled / max(float(np.linalg.norm(pooled)), 1e-12)
 
     def _worker_pool(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="onnx-embed")
             return self._pool
-
-
-def _balanced(ids: list[list[int]], shares: int) -> list[list[int]]:
-    """The rows of `ids` cut into `shares` groups of about equal work (tokens, plus a
-    per-run overhead worth a few tokens): longest first, each to the least loaded group."""
-    if shares <= 1:
-        return [list(range(len(ids)))]
-    groups: list[list[int]] = [[] for _ in range(shares)]
-    loads = [0] * shares
-    for row in sorted(range(len(ids)), key=lambda r: -len(ids[r])):
-        lightest = loads.index(min(loads))
-        groups[lightest].append(row)
-        loads[lightest] += len(ids[row]) + RUN_OVERHEAD_TOKENS
-    return [group for group in groups if group]

@@ -248,8 +248,8 @@ def test_onnx_int8_vector_of_a_text_does_not_depend_on_its_batch(cache_dir: Path
 def test_onnx_texts_run_on_several_threads_keep_their_own_vectors(
     cache_dir: Path, news_sentences: list[str]
 ) -> None:
-    """Several texts are run three at a time (one run each, shares balanced by length): each
-    row is the vector its text gets alone, in the order the texts were given."""
+    """Several texts are run three at a time (one run each, the next text to the first
+    thread free): each row is the vector its text gets alone, in the order given."""
     from index.onnx_embedder import OnnxEncoder
 
     int8 = get_embedder("bundled", cache_dir, backend="onnx-int8")
