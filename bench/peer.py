@@ -33,6 +33,7 @@ class PeerFigures:
     limit_s: float  # SentenceTransformer.encode alone, batch 32
     limit_cpu_s: float
     search_ms: list[float]  # similarity_search(q, k=5), one question at a time
+    search_one_thread_ms: list[float]  # the same with torch on one thread
 
 
 def _peer_classes() -> tuple[Any, Any]:
@@ -63,18 +64,26 @@ def measure_peer(folder: Path, texts: Sequence[str], questions: Sequence[str]) -
     t0, c0 = time.perf_counter(), time.process_time()
     peer = faiss_store.from_texts(prompted, embeddings)
     peer_s, peer_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    search_ms = []
-    for question in questions:
-        t0 = time.perf_counter()
-        peer.similarity_search(QUERY + question, k=5)
-        search_ms.append((time.perf_counter() - t0) * 1000)
+    import torch
+
+    threads = torch.get_num_threads()
+    search_ms: dict[int, list[float]] = {threads: [], 1: []}
+    for count, times in search_ms.items():
+        torch.set_num_threads(count)
+        for question in questions:
+            t0 = time.perf_counter()
+            peer.similarity_search(QUERY + question, k=5)
+            times.append((time.perf_counter() - t0) * 1000)
+    torch.set_num_threads(threads)
 
     model = SentenceTransformer(str(folder), device="cpu")
     model.encode([PASSAGE + "warm-up"])
     t0, c0 = time.perf_counter(), time.process_time()
     model.encode(prompted, batch_size=LIMIT_BATCH, normalize_embeddings=True)
     limit_s, limit_cpu_s = time.perf_counter() - t0, time.process_time() - c0
-    return PeerFigures(len(texts), peer_s, peer_cpu_s, limit_s, limit_cpu_s, search_ms)
+    return PeerFigures(
+        len(texts), peer_s, peer_cpu_s, limit_s, limit_cpu_s, search_ms[threads], search_ms[1]
+    )
 
 
 def median(values: Sequence[float]) -> float:
