@@ -1135,7 +1135,8 @@ class Store:
         with self._secondary_lock:
             if index.ntotal == 0:
                 return []
-            scores, keys = index.search(query.reshape(1, -1).astype(np.float32), k)
+            params = search_params(index, None, exact=False)
+            scores, keys = index.search(query.reshape(1, -1).astype(np.float32), k, params=params)
         by_key = self._passages_of_keys([int(key) for key in keys[0] if key >= 0])
         return [
             (pid, float(score))

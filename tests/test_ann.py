@@ -175,3 +175,20 @@ def test_absent_from_matches_set_difference() -> None:
     assert set(new.tolist()) == set(current.tolist()) - set(held.tolist())
     assert faiss_cache.absent_from(held, np.zeros(0, dtype=np.int64)).all()
     assert not faiss_cache.absent_from(np.zeros(0, dtype=np.int64), held).any()
+
+
+def test_probes_follow_the_setting_not_the_stored_index(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index saved with one probe share is searched with today's: visiting every list
+    finds what an exact search finds, even though the file says one list."""
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_articles(), embedder)
+    assert faiss_cache.is_approximate(store.index) and store.index.nprobe == 1
+    store.close()
+    monkeypatch.setattr(faiss_cache, "PROBE_SHARE", 1.0)
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    assert reopened.index.nprobe == 1  # as stored
+    queries = embedder.embed_queries(QUESTIONS)
+    n = reopened.index.ntotal
+    assert reopened.search_vectors(queries, n) == reopened.search_vectors(queries, n, exact=True)
