@@ -358,7 +358,7 @@ class Store:
             # v3: full-text index of passages (kept in step by triggers); filled for older
             # stores.
             self._db.executescript(FTS_SCHEMA)
-            if self._count("passages_fts") == 0 and self._count("passages") > 0:
+            if self._empty("passages_fts") and not self._empty("passages"):
                 with self._transaction():
                     self._db.execute(FILL_FTS)
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(passages)")}
@@ -523,6 +523,11 @@ class Store:
     def generation(self) -> int:
         """Bumped by every write; the FAISS file records the generation it reflects."""
         return int(self._meta("generation") or 0)
+
+    def _empty(self, table: str) -> bool:
+        """Whether the table has no row (without counting them all: opening a big store
+        must not read its whole full-text index)."""
+        return self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() is None
 
     def _count(self, table: str) -> int:
         return int(self._db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
@@ -1116,15 +1121,21 @@ class Store:
                 )
         if texts:
             matrix = encoder.embed_texts(list(texts.values())).astype(np.float32)
-            fresh = {h: v.tobytes() for h, v in zip(texts, matrix, strict=True)}
+            # float16 like the e5 rows (half the bytes; rows written before as float32 are
+            # read by their length).
+            fresh = {h: vector_blob(v) for h, v in zip(texts, matrix, strict=True)}
             self._cache_embeddings(
                 "INSERT OR IGNORE INTO secondary_embeddings (model_id, text_hash, vector) "
                 "VALUES (?, ?, ?)",
                 [(encoder.model_id, h, v) for h, v in fresh.items()],
             )
             found.update(fresh)
-        blob = b"".join(found[h] for h in hashes)
-        return np.frombuffer(blob, dtype=np.float32).reshape(len(hashes), encoder.dim)
+        out = np.empty((len(hashes), encoder.dim), dtype=np.float32)
+        for row, h in enumerate(hashes):
+            blob = found[h]
+            kind = np.float16 if len(blob) == 2 * encoder.dim else np.float32
+            out[row] = np.frombuffer(blob, dtype=kind)
+        return out
 
     def secondary_search(
         self, encoder: SecondaryEncoder, query: np.ndarray, k: int

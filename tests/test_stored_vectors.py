@@ -71,3 +71,31 @@ def test_a_float32_store_is_migrated_and_reads_back_within_float16_precision(
     quotes = reopened.sentence_vectors([p.id for p in passages])
     assert quotes and all(v.dtype == np.float32 for v in quotes.values())
     reopened.close()
+
+
+def test_second_model_vectors_are_stored_as_float16_and_older_float32_rows_still_read(
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    from index.usem import UseEncoder
+
+    use = UseEncoder()
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(load_articles([SEED]).articles, embedder)
+    hashes = [r[0] for r in store._db.execute("SELECT DISTINCT text_hash FROM passages")]
+    fresh = store._secondary_of(use, hashes)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        rows = dict(db.execute("SELECT text_hash, vector FROM secondary_embeddings").fetchall())
+    assert {len(blob) for blob in rows.values()} == {2 * use.dim}
+    # A row written as float32 by an older newsbot reads back as it was.
+    old = np.linspace(-0.1, 0.1, use.dim, dtype=np.float32)
+    with store._transaction():
+        store._db.execute(
+            "UPDATE secondary_embeddings SET vector = ? WHERE text_hash = ?",
+            (old.tobytes(), hashes[0]),
+        )
+    again = store._secondary_of(use, hashes)
+    assert np.array_equal(again[0], old)
+    assert np.array_equal(again[1:], fresh[1:])
+    assert np.abs(fresh - fresh.astype(np.float16).astype(np.float32)).max() == 0
+    store.close()
