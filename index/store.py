@@ -28,6 +28,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
+from index import chunking
 from index.articles import Article, article_problem
 from index.articles import article_id as stable_article_id
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
@@ -59,9 +60,7 @@ SENTENCE_CACHE = 5_000
 # What cut the quotable sentences recorded with each passage (`passages.sentences`): the
 # chunker's own code. After a change to it the recorded lists are ignored (and cleared at
 # the next write) until a reindex: sentences are then found from the text, as before.
-SENTENCE_SPLIT = hashlib.sha256(Path(quote_spans.__code__.co_filename).read_bytes()).hexdigest()[
-    :16
-]
+SENTENCE_SPLIT = hashlib.sha256(Path(chunking.__file__).read_bytes()).hexdigest()[:16]
 # Lead passages this similar (cosine) belong to one story: the same dispatch from another
 # source or republished. Set high on purpose: merging two stories would hide an alert.
 STORY_SIMILARITY = 0.95
