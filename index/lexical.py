@@ -14,6 +14,7 @@ import sqlite3
 import sys
 import threading
 import unicodedata
+from collections import Counter
 
 from index.articles import guess_language
 
@@ -245,7 +246,21 @@ def fold(text: str) -> str:
 
 def fts_tokens(text: str) -> list[str]:
     """The tokens FTS5's unicode61 tokenizer (remove_diacritics 2) makes of a text."""
-    return re.findall(r"[^\W_]+", fold(text))
+    return _TOKEN.findall(fold(text))
+
+
+_TOKEN = re.compile(r"[^\W_]+")
+
+
+@functools.lru_cache(maxsize=100_000)
+def _folded_token(token: str) -> str:
+    return fold(token)
+
+
+def token_counts(text: str) -> Counter[str]:
+    """How often each of fts_tokens(text) occurs, found by folding each distinct word once
+    (not the whole text): a word's diacritics never make or break a token boundary."""
+    return Counter(map(_folded_token, _TOKEN.findall(text.lower())))
 
 
 def _with_words(
@@ -261,14 +276,13 @@ def _with_words(
     if not rows:
         return rows
     total, mean_length = counts.averages(db, generation)
-    weights: list[tuple[re.Pattern[str], float]] = []
+    weights: list[tuple[str, float]] = []
     for word in words:
         tokens = fts_tokens(word)
         if len(tokens) == 1:
             held = counts.documents(db, word, generation)
             idf = math.log((max(total, held) - held + 0.5) / (held + 0.5))
-            token = re.compile(rf"(?<![^\W_]){re.escape(tokens[0])}(?![^\W_])")
-            weights.append((token, idf if idf > 0 else 1e-6))
+            weights.append((tokens[0], idf if idf > 0 else 1e-6))
     ids = [pid for pid, _ in rows]
     marks = ",".join("?" * len(ids))
     bodies = dict(db.execute(f"SELECT rowid, body FROM passages_fts WHERE rowid IN ({marks})", ids))
@@ -280,10 +294,10 @@ def _with_words(
     }
     rescored = []
     for pid, score in rows:
-        body = fold(bodies.get(pid, ""))
+        held_tokens = token_counts(bodies.get(pid, ""))
         norm = K1 * (1 - B + B * lengths.get(pid, 0) / mean_length)
         for token, idf in weights:
-            tf = len(token.findall(body))
+            tf = held_tokens[token]
             if tf:
                 score += idf * tf * (K1 + 1) / (tf + norm)
         rescored.append((pid, score))

@@ -18,7 +18,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "newsbot.sqlite3"
 FAISS_NAME = SNAPSHOT_NAME
 LOCK_NAME = "write.lock"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 BATCH_ARTICLES = 32
 # Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
 SENTENCE_CACHE = 5_000
@@ -97,6 +97,13 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_text_hash ON passages(text_hash);
 CREATE INDEX IF NOT EXISTS passages_article ON passages(article_id);
 CREATE TABLE IF NOT EXISTS embeddings (text_hash TEXT PRIMARY KEY, vector BLOB NOT NULL);
+-- Each passage's quotable sentence vectors in one row (float16, in the order of its
+-- `sentences` list): a question reads one row per candidate passage, not one keyed row of
+-- `embeddings` per sentence. Derived from `embeddings`, written with the passage.
+CREATE TABLE IF NOT EXISTS sentence_vectors (passage_id INTEGER PRIMARY KEY, vectors BLOB NOT NULL);
+CREATE TRIGGER IF NOT EXISTS sentence_vectors_delete AFTER DELETE ON passages BEGIN
+    DELETE FROM sentence_vectors WHERE passage_id = old.id;
+END;
 CREATE TABLE IF NOT EXISTS secondary_embeddings (
     model_id TEXT NOT NULL,
     text_hash TEXT NOT NULL,
@@ -243,6 +250,14 @@ def blob_vectors(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, dim)
 
 
+def _joined_vectors(digests: bytes, vectors: Mapping[str, np.ndarray]) -> bytes:
+    """The `sentence_vectors` row of a passage: its sentences' vectors (looked up by the
+    hex of each 32-byte digest of its `sentences` list), float16, one after another."""
+    return b"".join(
+        vector_blob(vectors[digests[i : i + 32].hex()]) for i in range(0, len(digests), 32)
+    )
+
+
 def stored_precision(vectors: np.ndarray) -> np.ndarray:
     """Vectors as they read back from the table, so that what a write puts in FAISS is what a
     rebuild from SQLite gives."""
@@ -299,6 +314,15 @@ class Store:
         self.read_only = False  # set when a full disk leaves only a read-only view
         self._migrate()
         self._check_model()
+        # Read what a question needs of articles through that index (not the rows) where it
+        # exists: a store on a full disk may be served read-only before it could be made.
+        self._articles_meta = (
+            "INDEXED BY articles_meta"
+            if self._db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'articles_meta'"
+            ).fetchone()
+            else ""
+        )
         self._inode = (self.directory / DB_NAME).stat().st_ino
         remove_stale_temp_files(self.directory)
         self._cache = FaissCache(self.directory, dim)
@@ -354,6 +378,11 @@ class Store:
                     self._db.execute("ALTER TABLE articles ADD COLUMN body_hash TEXT")
                     self._db.execute("UPDATE articles SET story_id = id")
             self._db.execute("CREATE INDEX IF NOT EXISTS articles_body ON articles(body_hash)")
+            # v6: what a question or a filter reads of an article besides its text, in an
+            # index of its own: an article row is mostly text (overflow pages to walk).
+            self._db.execute(
+                "CREATE INDEX IF NOT EXISTS articles_meta ON articles(id, lang, date, source)"
+            )
             # v3: full-text index of passages (kept in step by triggers); filled for older
             # stores.
             self._db.executescript(FTS_SCHEMA)
@@ -365,6 +394,7 @@ class Store:
                 self._db.execute("ALTER TABLE passages ADD COLUMN sentences BLOB")
             if version != str(SCHEMA_VERSION):  # opening writes nothing once migrated
                 self._halve_embeddings()  # v4: e5 vectors kept as float16
+                self._fill_sentence_vectors()  # v6: one row of sentence vectors a passage
                 self._set_meta("schema_version", str(SCHEMA_VERSION))
 
     def _halve_embeddings(self) -> None:
@@ -389,6 +419,43 @@ class Store:
                 last = rows[-1][0]
             if last:
                 self._set_meta("generation", str(self.generation + 1))
+
+    def _fill_sentence_vectors(self) -> None:
+        """Write the `sentence_vectors` row of every passage whose sentence list was recorded
+        by today's chunker and whose sentences are all embedded (schema < 6), a few thousand
+        passages a transaction: the rows are derived, so a migration cut short leaves a valid
+        store (the passages left read their sentences from `embeddings`, as before)."""
+        if self._meta("sentence_split") != SENTENCE_SPLIT:
+            return
+        last = filled = 0
+        while True:
+            rows = self._db.execute(
+                "SELECT p.id, p.sentences FROM passages p WHERE p.id > ? "
+                "AND p.sentences IS NOT NULL AND length(p.sentences) > 0 AND NOT EXISTS "
+                "(SELECT 1 FROM sentence_vectors s WHERE s.passage_id = p.id) "
+                "ORDER BY p.id LIMIT 2000",
+                (last,),
+            ).fetchall()
+            if not rows:
+                break
+            last = int(rows[-1][0])
+            wanted = {blob[i : i + 32].hex() for _, blob in rows for i in range(0, len(blob), 32)}
+            found = self._stored_embeddings(list(wanted))  # float16 blobs, joined as they are
+            complete = [
+                (pid, b"".join(found[blob[i : i + 32].hex()] for i in range(0, len(blob), 32)))
+                for pid, blob in rows
+                if all(blob[i : i + 32].hex() in found for i in range(0, len(blob), 32))
+            ]
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO sentence_vectors (passage_id, vectors) VALUES (?, ?)",
+                    complete,
+                )
+            filled += len(complete)
+            if filled and filled % 100_000 < len(complete):
+                log.info("sentence vectors gathered for %d passages so far", filled)
+        if filled:
+            log.info("sentence vectors gathered for %d passages (schema 6)", filled)
 
     def _check_model(self) -> None:
         stored = self._meta("model_id")
@@ -684,6 +751,7 @@ class Store:
             if sentence_lists and self._meta("sentence_split") != SENTENCE_SPLIT:
                 # Lists cut by another chunker: forgotten, so none is read with today's.
                 self._db.execute("UPDATE passages SET sentences = NULL")
+                self._db.execute("DELETE FROM sentence_vectors")
                 self._set_meta("sentence_split", SENTENCE_SPLIT)
             for article, passages, texts in chunked:
                 removed += [
@@ -728,7 +796,14 @@ class Store:
                             sentence_lists.get((article.id, passage.ordinal)),
                         ),
                     )
-                    added_ids.append(int(cursor.lastrowid or 0))
+                    pid = int(cursor.lastrowid or 0)
+                    listed = sentence_lists.get((article.id, passage.ordinal))
+                    if listed:
+                        self._db.execute(
+                            "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (?, ?)",
+                            (pid, _joined_vectors(listed, vectors)),
+                        )
+                    added_ids.append(pid)
                     added_vectors.append(vectors[digest])
                 if article.id in known:
                     report.updated += 1
@@ -991,8 +1066,8 @@ class Store:
         return {
             int(r[0]): r[1]
             for r in self._db.execute(
-                "SELECT p.id, a.lang FROM passages p JOIN articles a ON a.id = p.article_id "
-                f"WHERE p.id IN ({','.join('?' * len(ids))})",
+                f"SELECT p.id, a.lang FROM passages p JOIN articles a {self._articles_meta} "
+                f"ON a.id = p.article_id WHERE p.id IN ({','.join('?' * len(ids))})",
                 list(ids),
             )
         }
@@ -1013,6 +1088,11 @@ class Store:
             where.append(f"lower(a.source) IN ({','.join('?' * len(sources))})")
             args += [s.lower() for s in sources]
         sql = "SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id"
+        if self._articles_meta:  # the articles' index, then each one's passages: no row read
+            sql = (
+                "SELECT p.id FROM articles a INDEXED BY articles_meta CROSS JOIN passages p "
+                "INDEXED BY passages_article ON p.article_id = a.id"
+            )
         if where:
             sql += " WHERE " + " AND ".join(where)
         return [int(r[0]) for r in self._db.execute(sql + " ORDER BY p.id", args)]
@@ -1195,6 +1275,23 @@ class Store:
                     found.setdefault(key, []).append(int(pid))
         return found
 
+    def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each passage's sentence vectors from its `sentence_vectors` row (one row read per
+        passage), for the passages that have one and were cut by today's chunker."""
+        if not ids or self._meta("sentence_split") != SENTENCE_SPLIT:
+            return {}
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for pid, blob in self._db.execute(
+                "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id IN "
+                f"({','.join('?' * len(chunk))})",
+                list(chunk),
+            ):
+                if blob and len(blob) % (2 * self.dim) == 0:
+                    found[int(pid)] = blob_vectors(blob, self.dim)
+        return found
+
     def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
         """The text hashes of each passage's quotable sentences, as recorded at ingest by
         today's chunker; passages without such a list are left out."""
@@ -1223,12 +1320,19 @@ class Store:
                 self._sentence_generation = self.generation
             cache = self._sentence_cache
             known = {pid: cache[pid] for pid in ids if pid in cache}
-        wanted = self._recorded_sentences([pid for pid in ids if pid not in known])
-        rest = [pid for pid in ids if pid not in known and pid not in wanted]
+        stored = self._stored_sentence_vectors([pid for pid in ids if pid not in known])
+        wanted = self._recorded_sentences([p for p in ids if p not in known and p not in stored])
+        rest = [p for p in ids if p not in known and p not in stored and p not in wanted]
         for pid, passage in self.passages(rest).items():  # lists not recorded: cut them here
             text = passage.article.text
             spans = quote_spans(text, passage.start, passage.end)
             wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
+        if stored:
+            known.update(stored)
+            with self._sentence_lock:
+                if len(self._sentence_cache) + len(stored) > SENTENCE_CACHE:
+                    self._sentence_cache.clear()
+                self._sentence_cache.update(stored)
         if wanted:
             found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
             for pid, hs in wanted.items():

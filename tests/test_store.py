@@ -354,3 +354,57 @@ def test_quotable_sentences_are_recorded_at_ingest_and_dropped_with_another_chun
     assert store._recorded_sentences(ids) == {}  # old lists cleared, not trusted
     assert store._meta("sentence_split") == store_module.SENTENCE_SPLIT
     store.close()
+
+
+def test_sentence_vectors_are_one_row_a_passage_kept_in_step_and_filled_for_older_stores(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+
+    from index.store import DB_NAME, blob_vectors
+
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    store.add_articles(_seed() + _other_articles(2), embedder)
+    ids = sorted(store.passages(list(range(1, 200))))
+    recorded = store._recorded_sentences(ids)
+    from_embeddings = {
+        pid: blob_vectors(b"".join(store._stored_embeddings(hs)[h] for h in hs), embedder.dim)
+        for pid, hs in recorded.items()
+        if hs
+    }
+    # Each passage with sentences has its row, the same vectors in the same order as the
+    # keyed rows of `embeddings`, and a question reads that row (not the keyed rows).
+    rows = store._stored_sentence_vectors(ids)
+    assert set(rows) == set(from_embeddings) and rows
+    assert all(np.array_equal(rows[pid], from_embeddings[pid]) for pid in rows)
+    looked_up: list[int] = []
+    keyed = store._stored_embeddings
+    store._stored_embeddings = lambda hashes: looked_up.append(len(hashes)) or keyed(hashes)  # type: ignore[method-assign]
+    store._sentence_cache.clear()
+    read = store.sentence_vectors(ids)
+    assert looked_up == [] and all(np.array_equal(read[p], rows[p]) for p in rows)
+    store._stored_embeddings = keyed  # type: ignore[method-assign]
+    # Removing an article removes its passages' rows.
+    storm = next(a for a in store.all_articles() if a.title == "Storm 0")
+    storm_ids = [p.id for p in store.article_passages(storm.id)[0]]
+    store.remove_articles([storm.id])
+    assert store._stored_sentence_vectors(storm_ids) == {}
+    store.close()
+    # A schema-5 store (no such rows) gets them at its first open, read from `embeddings`.
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        left = db.execute("SELECT count(*) FROM sentence_vectors").fetchone()[0]
+        db.execute("DELETE FROM sentence_vectors")
+        db.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim)
+    again = reopened._stored_sentence_vectors(ids)
+    assert len(again) == left
+    assert all(np.array_equal(again[pid], rows[pid]) for pid in again)
+    # Rows cut by another chunker are never read, and the next write clears them.
+    with reopened._transaction():
+        reopened._set_meta("sentence_split", "another chunker")
+    assert reopened._stored_sentence_vectors(ids) == {}
+    reopened.add_articles(_other_articles(3)[2:], embedder)
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        kept = {r[0] for r in db.execute("SELECT passage_id FROM sentence_vectors")}
+    assert not kept & set(ids)
+    reopened.close()
