@@ -252,15 +252,53 @@ def fts_tokens(text: str) -> list[str]:
 _TOKEN = re.compile(r"[^\W_]+")
 
 
-@functools.lru_cache(maxsize=100_000)
-def _folded_token(token: str) -> str:
-    return fold(token)
+@functools.cache
+def _variants() -> dict[str, str]:
+    """Each letter with the lower-case characters that fold to it ("e": "éèêë…"): the
+    characters whose canonical decomposition is that letter and combining marks."""
+    found: dict[str, list[str]] = {}
+    for code in range(0x80, sys.maxunicode + 1):
+        decomposition = unicodedata.decomposition(chr(code))
+        if not decomposition or decomposition.startswith("<"):
+            continue
+        char = chr(code)
+        folded = fold(char)
+        if len(folded) == 1 and folded != char and char.lower() == char:
+            found.setdefault(folded, []).append(char)
+    return {letter: "".join(chars) for letter, chars in found.items()}
 
 
-def token_counts(text: str) -> Counter[str]:
-    """How often each of fts_tokens(text) occurs, found by folding each distinct word once
-    (not the whole text): a word's diacritics never make or break a token boundary."""
-    return Counter(map(_folded_token, _TOKEN.findall(text.lower())))
+@functools.lru_cache(maxsize=4096)
+def _words_pattern(tokens: tuple[str, ...]) -> re.Pattern[str]:
+    """Matches, in a lower-cased text, every whole word that folds to one of `tokens`: each
+    letter written precomposed ("é") or followed by combining marks ("e" + U+0301)."""
+    variants, marks = _variants(), _marks()
+
+    def letter(char: str) -> str:
+        more = variants.get(char, "")
+        return (f"[{re.escape(char + more)}]" if more else re.escape(char)) + f"{marks}*"
+
+    words = "|".join("".join(letter(c) for c in token) for token in tokens)
+    return re.compile(rf"(?<![^\W_])(?:{words})(?![^\W_])")
+
+
+def token_counts(text: str, tokens: tuple[str, ...]) -> Counter[str]:
+    """How often each of these (folded) tokens is among fts_tokens(text): one regex pass
+    over the text for words that fold to them, instead of folding the whole text. (A word
+    right after a lone combining mark counts as a word of its own here.)"""
+    return Counter(map(fold, _words_pattern(tokens).findall(text.lower())))
+
+
+@functools.cache
+def _marks() -> str:
+    """A regex class of the combining marks fold() drops."""
+    ranges: list[list[int]] = []
+    for code in sorted(_diacritics()):
+        if ranges and code == ranges[-1][1] + 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    return "[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in ranges) + "]"
 
 
 def _with_words(
@@ -293,8 +331,9 @@ def _with_words(
         )
     }
     rescored = []
+    wanted = tuple(token for token, _ in weights)
     for pid, score in rows:
-        held_tokens = token_counts(bodies.get(pid, ""))
+        held_tokens = token_counts(bodies.get(pid, ""), wanted) if wanted else Counter()
         norm = K1 * (1 - B + B * lengths.get(pid, 0) / mean_length)
         for token, idf in weights:
             tf = held_tokens[token]

@@ -66,3 +66,22 @@ def test_counts_follow_the_generation() -> None:
     assert counts.count(db, "kowalczyk", generation=1) == 0  # remembered within a generation
     assert counts.count(db, "kowalczyk", generation=2) == 1
     assert lexical_search(db, "Kowalczyk ministère", 10, counts, 2)[0][0] == 1000
+
+
+def test_token_counts_find_every_spelling_of_a_left_out_word_as_fts5_tokenizes_it() -> None:
+    from collections import Counter
+
+    from index.lexical import fold, fts_tokens, token_counts
+
+    texts = [
+        "Les États-Unis et l'état de l'etat ÉTATS; etats_unis, 2019états",
+        "e\u0301tats unis (decomposed), ETATS, Zürich, zurich, ZÜRICH, zürichs, zu_rich",
+        "Президент Йемена и президент ЙЕМЕНА; İstanbul, istanbul",
+        "עִברִית עברית, עִבְרִית",
+    ]
+    wanted = ("etats", "unis", "zurich", "президент", "иемена", "istanbul", "2019etats")
+    wanted += (fold("עִברִית"),)
+    for text in texts:
+        expected = Counter(t for t in fts_tokens(text) if t in wanted)
+        assert token_counts(text, wanted) == expected, text
+    assert token_counts(texts[0], ("etats",))["etats"] == 3
