@@ -131,20 +131,26 @@ def load_questions(directory: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def articles_by_file(directory: Path) -> tuple[list[Article], dict[str, str]]:
+    """DIR's articles, and the file each one came from (by article id)."""
+    articles: list[Article] = []
+    file_of_article: dict[str, str] = {}
+    for path in article_files(directory.resolve()):  # one file at a time: which is whose
+        loaded = load_articles([path])
+        for error in loaded.errors:
+            print(f"  not indexed: {error}")
+        articles += loaded.articles
+        file_of_article.update((a.id, path.name) for a in loaded.articles)
+    return articles, file_of_article
+
+
 def run_qa(directory: Path, settings: Settings, out: Path | None = None) -> str:
     """Index DIR's articles, ask its questions as `newsbot ask` does, print the scores."""
     from bot.engine import Engine
 
     started = time.monotonic()
     directory = directory.resolve()
-    articles: list[Article] = []
-    file_of_article: dict[str, str] = {}
-    for path in article_files(directory):  # one file at a time: which article is whose
-        loaded = load_articles([path])
-        for error in loaded.errors:
-            print(f"  not indexed: {error}")
-        articles += loaded.articles
-        file_of_article.update((a.id, path.name) for a in loaded.articles)
+    articles, file_of_article = articles_by_file(directory)
     data_dir = bench_cache(settings, embedder_for(settings).model_id) / "qa" / directory.name
     engine = Engine(settings.model_copy(update={"data_dir": data_dir, "llm_base_url": None}))
     try:

@@ -40,7 +40,7 @@ FEATURES = (
     "type_missing",  # the question asks for a type it does not hold
     "lead",  # the article's first sentence
     "words",  # log of its length in words
-    "rank",  # its passage's place among the retrieved ones (0 = first)
+    "rank",  # its article's place among the retrieved ones (0 = first)
 )
 
 
@@ -85,7 +85,7 @@ def candidate_features(
         return x, types
     best = float(cosines.max())
     best_passage = max(c.hit.score for c in candidates)
-    rank = {id(h): i for i, h in enumerate(hits)}
+    rank = article_ranks(hits)
     kind = expected_answer_type(question)
     words_lang = question_language(question)
     words = content_words(question)
@@ -119,6 +119,14 @@ def candidate_features(
         row[column["words"]] = math.log(max(1, len(text.split())))
         row[column["rank"]] = rank.get(id(c.hit), len(hits))
     return x, types
+
+
+def article_ranks(hits: Sequence[Hit]) -> dict[int, int]:
+    """For each hit (by id), its article's place among the retrieved articles. Not the
+    passage's place: a news answer is often in a later passage of the best article (the
+    first one restates the question), which a rank over passages would count against it."""
+    articles: dict[str, int] = {}
+    return {id(h): articles.setdefault(h.passage.article.id, len(articles)) for h in hits}
 
 
 def _neighbours(candidates: Sequence[Candidate]) -> list[tuple[int | None, int | None]]:
