@@ -15,6 +15,7 @@ import sys
 import threading
 import unicodedata
 from collections import Counter
+from collections.abc import Sequence
 
 from index.articles import guess_language
 
@@ -349,15 +350,24 @@ def lexical_search(
     k: int,
     counts: TermCounts | None = None,
     generation: int = 0,
+    among: Sequence[int] = (),
 ) -> list[tuple[int, float]]:
     """Top-k (passage id, BM25 score, higher is better) for the question's content words;
-    with `counts`, only the words the row budget allows are searched (see ROW_BUDGET)."""
+    with `counts`, only the words the row budget allows are searched (see ROW_BUDGET).
+    When even the rarest word the index holds is over the budget, no search would be
+    bounded: the passages `among` (the other signals' candidates) are scored instead, with
+    bm25()'s formula, so BM25 still orders what the others found."""
     terms = content_words(question)
     left_out: list[str] = []
     if counts is not None:
         searched = counts.searched_terms(db, terms, generation)
         left_out = [t for t in terms if t not in searched and counts.count(db, t, generation)]
         terms = searched
+        if among and terms and counts.count(db, terms[0], generation) > counts.budget:
+            scored = _with_words(
+                db, [(pid, 0.0) for pid in among], terms + left_out, counts, generation
+            )
+            return [(pid, score) for pid, score in scored[:k] if score > 0]
     if not terms or k <= 0:
         return []
     expression = " OR ".join(f'"{t}"' for t in terms)

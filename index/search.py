@@ -218,7 +218,9 @@ class Retriever:
         the question's vector under the second model)."""
         cosine = dict(dense)
         language = question_language(question)
-        found = self.store.lexical_search(question, POOL) if self.fusion.lexical > 0 else []
+        found = []
+        if self.fusion.lexical > 0:
+            found = self.store.lexical_search(question, POOL, among=[pid for pid, _ in dense])
         use_found: list[tuple[int, float]] = []
         if second is not None and self.secondary is not None:
             use_found = self.store.secondary_search(self.secondary, second, POOL)

@@ -1055,9 +1055,14 @@ class Store:
             for row_ids, row_scores in zip(ids, scores, strict=True)
         ]
 
-    def lexical_search(self, question: str, k: int) -> list[tuple[int, float]]:
-        """Top-k (passage id, BM25 score) from the full-text index, within its row budget."""
-        return lexical_search(self._db, question, k, self._term_counts, self.generation)
+    def lexical_search(
+        self, question: str, k: int, among: Sequence[int] = ()
+    ) -> list[tuple[int, float]]:
+        """Top-k (passage id, BM25 score) from the full-text index, within its row budget
+        (`among`: the passages scored when every word of the question is over it)."""
+        return lexical_search(
+            self._db, question, k, self._term_counts, self.generation, among=among
+        )
 
     def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
         """The language of each passage's article, by passage id."""

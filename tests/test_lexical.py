@@ -85,3 +85,18 @@ def test_token_counts_find_every_spelling_of_a_left_out_word_as_fts5_tokenizes_i
         expected = Counter(t for t in fts_tokens(text) if t in wanted)
         assert token_counts(text, wanted) == expected, text
     assert token_counts(texts[0], ("etats",))["etats"] == 3
+
+
+def test_when_every_word_is_over_the_budget_the_other_signals_candidates_are_scored() -> None:
+    db = _fts(600, rare_every=1_000)  # "ministère" in 90% of rows, "roads" in all
+    counts = TermCounts(budget=50)
+    question = "What did the ministère say about roads?"
+    exact = dict(lexical_search(db, question, 600))
+    among = [7, 20, 33, 40, 41, 599]  # 20 and 40 do not name the ministère
+    scored = lexical_search(db, question, 100, counts, 1, among=among)
+    # only those passages, each with its exact bm25() score, best first
+    assert sorted(pid for pid, _ in scored) == sorted(among)
+    assert all(abs(score - exact[pid]) < 1e-9 for pid, score in scored)
+    assert [pid for pid, _ in scored] == sorted(among, key=lambda pid: -exact[pid])
+    # without candidates the rarest word is searched, as before
+    assert {pid for pid, _ in lexical_search(db, question, 100, counts, 1)} - set(among)
