@@ -96,13 +96,14 @@ class OnnxEncoder:
         import onnxruntime as ort
 
         self.layout = read_layout(folder)
+        # One tokenizer, never truncating: it counts tokens, and `token_ids` truncates as
+        # the folder's own truncation would. (A 250k-word tokenizer takes ~290 MB; a second,
+        # truncating copy cost as much again.)
         tokenizer = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
-        self.counter = Tokenizer.from_str(tokenizer.to_str())
-        self.counter.no_truncation()
-        self.counter.no_padding()
+        tokenizer.no_truncation()
         tokenizer.no_padding()
-        tokenizer.enable_truncation(self.layout.max_tokens)
         self.tokenizer = tokenizer
+        self._specials = tokenizer.num_special_tokens_to_add(is_pair=False)
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
@@ -120,7 +121,23 @@ class OnnxEncoder:
 
     def count_tokens(self, text: str) -> int:
         """Tokens of `text` with special tokens, never truncated."""
-        return len(self.counter.encode(text).ids)
+        return len(self.tokenizer.encode(text).ids)
+
+    def token_ids(self, text: str) -> list[int]:
+        """The ids the model reads for `text`: cut to max_tokens as a truncating tokenizer
+        cuts a single text (its first tokens kept, the special tokens around them)."""
+        encoding = self.tokenizer.encode(text)
+        ids = encoding.ids
+        limit = self.layout.max_tokens
+        if len(ids) <= limit:
+            return list(ids)
+        special = encoding.special_tokens_mask
+        lead = 0
+        while lead < len(special) and special[lead]:
+            lead += 1
+        trail = self._specials - lead
+        kept = limit - self._specials
+        return list(ids[:lead]) + list(ids[lead : lead + kept]) + list(ids[len(ids) - trail :])
 
     def encode(self, texts: list[str], prompt: str | None) -> np.ndarray:
         """L2-normalised float32 vectors of `texts`, `prompt` prepended to each.
@@ -130,7 +147,7 @@ class OnnxEncoder:
         the same whatever it is embedded with, and whichever worker runs it.
         """
         vectors = np.empty((len(texts), self.layout.dim), dtype=np.float32)
-        ids = [self.tokenizer.encode((prompt or "") + text).ids for text in texts]
+        ids = [self.token_ids((prompt or "") + text) for text in texts]
         # Longest first, each worker taking the next text when it is done with one: the
         # workers finish together, whatever the lengths (or a core lost to another process).
         queue = iter(sorted(range(len(ids)), key=lambda row: -len(ids[row])))

@@ -261,6 +261,23 @@ def test_onnx_texts_run_on_several_threads_keep_their_own_vectors(
     np.testing.assert_array_equal(together, alone)
 
 
+def test_onnx_encoder_cuts_long_texts_as_a_truncating_tokenizer_does(cache_dir: Path) -> None:
+    """One tokenizer counts and cuts (a truncating copy cost ~290 MB of memory): the ids the
+    model reads are those of the folder's tokenizer truncated at max_tokens, specials kept."""
+    from index.onnx_embedder import OnnxEncoder
+
+    folder = bundled_model_dir(cache_dir)
+    encoder = OnnxEncoder(onnx_file(onnx_dir(cache_dir, folder, True), "int8"), folder, 1)
+    truncating = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    truncating.no_padding()
+    truncating.enable_truncation(encoder.layout.max_tokens)
+    texts = [ANSWER_FR * 40, "passage: " + UNRELATED_FR * 60, "é" * 3000, "Oui.", ""]
+    for text in texts:
+        assert encoder.token_ids(text) == truncating.encode(text).ids
+    assert encoder.count_tokens(texts[0]) > encoder.layout.max_tokens
+    assert len(encoder.token_ids(texts[0])) == encoder.layout.max_tokens
+
+
 def test_onnx_path_runs_without_torch(cache_dir: Path) -> None:
     """Once exported, loading and running the ONNX embedders imports neither torch nor
     transformers (nor sentence-transformers)."""
