@@ -29,6 +29,7 @@ MISSING_NEIGHBOUR = -0.3
 
 FEATURES = (
     "cosine",  # the sentence's e5 cosine to the question, less the best candidate's
+    "cross",  # the same, when the question's language is not the article's (else 0)
     "passage",  # its passage's cosine, less the best passage's
     "previous",  # the previous sentence's cosine, less the best (answers follow restatements)
     "next",  # the next sentence's cosine, less the best
@@ -97,6 +98,9 @@ def candidate_features(
         text = c.text
         row = x[i]
         row[column["cosine"]] = cosines[i] - best
+        # Cosines across languages run lower and closer together: their own weight.
+        if words_lang is not None and words_lang != c.hit.passage.article.lang:
+            row[column["cross"]] = cosines[i] - best
         row[column["passage"]] = c.hit.score - best_passage
         prev, nxt = neighbours[i]
         row[column["previous"]] = MISSING_NEIGHBOUR if prev is None else cosines[prev] - best

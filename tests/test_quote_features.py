@@ -44,7 +44,13 @@ def ferry(tmp_path_factory: pytest.TempPathFactory, embedder) -> Store:  # type:
         for n, text in enumerate(TOPICS)
     ]
     articles.append(
-        Article(title="Un ferry heurte un rocher", text=FERRY, source="ATS", date="2024-02-03")
+        Article(
+            title="Un ferry heurte un rocher",
+            text=FERRY,
+            source="ATS",
+            date="2024-02-03",
+            lang="fr",
+        )
     )
     store.add_articles(articles, embedder)
     return store
@@ -66,3 +72,19 @@ def test_rank_is_the_articles_place_not_the_passages(ferry: Store, embedder) -> 
     ]
     assert {float(rank[i]) for i in ferry_rows} == {0.0}
     assert all(rank[i] >= 1 for i in range(len(candidates)) if i not in ferry_rows)
+
+
+def test_cross_language_cosines_have_their_own_feature(ferry: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    # An English question: the French story's sentences carry their cosine in "cross" too
+    # (cosines across languages run lower and closer together), the English ones do not.
+    question = "How many passengers were injured when the ferry hit a rock off Brest?"
+    retrieval = Retriever(ferry, embedder).retrieve_many([question], k=5)[0]
+    candidates = quote_candidates(retrieval.hits)
+    vectors = ferry.embed_texts([c.text for c in candidates], embedder)
+    x, _ = candidate_features(question, candidates, vectors @ retrieval.vector, retrieval.hits)
+    cosine, cross = x[:, FEATURES.index("cosine")], x[:, FEATURES.index("cross")]
+    langs = [c.hit.passage.article.lang for c in candidates]
+    assert {"fr", "en"} <= set(langs)
+    for lang, cos, crossed in zip(langs, cosine, cross, strict=True):
+        assert crossed == (cos if lang == "fr" else 0.0)
+    assert (cross < 0).any()
