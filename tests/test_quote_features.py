@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from bot.answer import quote_candidates
+from bot.answer import MAX_QUOTE_SENTENCES, compose_answer, quote_candidates
 from bot.quote_features import FEATURES, candidate_features
 from index.articles import Article
+from index.chunking import sentence_spans
 from index.search import Retriever
 from index.store import Store
 from tests.test_answer import TOPICS
@@ -88,3 +89,16 @@ def test_cross_language_cosines_have_their_own_feature(ferry: Store, embedder) -
     for lang, cos, crossed in zip(langs, cosine, cross, strict=True):
         assert crossed == (cos if lang == "fr" else 0.0)
     assert (cross < 0).any()
+
+
+def test_a_quote_takes_in_a_neighbour_that_answers_as_well(ferry: Store, embedder) -> None:  # type: ignore[no-untyped-def]
+    # Two adjacent sentences answer the question together: the quote model scores the
+    # second nearly as high as the first, so the citation quotes both (never more than two).
+    question = "Who heard the captain, and where were the injured examined?"
+    retrieval = Retriever(ferry, embedder).retrieve_many([question], k=3)[0]
+    answer = compose_answer(retrieval, ferry, embedder, floor=0.0)
+    quote = answer.citations[0].quote
+    assert "entendu par les gendarmes maritimes" in quote
+    assert "examinés à l'hôpital de Brest" in quote
+    assert quote in FERRY
+    assert len(sentence_spans(quote)) == MAX_QUOTE_SENTENCES
