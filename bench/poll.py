@@ -19,7 +19,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.engine import Engine
 from bot.poll import poll_feeds
-from bot.state import State
+from bot.state import SqliteState
 from index.embedding import default_cache_dir, get_embedder
 from index.feeds import FeedSource
 
@@ -49,7 +49,7 @@ def main() -> None:
             _env_file=None,
         )
         engine = Engine(settings, embedder=embedder)
-        state = State(Path(tmp) / "state.sqlite3")
+        state = SqliteState(Path(tmp) / "state.sqlite3")
         rounds = []
         for _ in range(2):
             started = time.perf_counter()

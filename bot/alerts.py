@@ -192,7 +192,7 @@ async def deliver_alerts(
             except ChatMigrated as exc:  # a supergroup now: move the chat, send there
                 new_id = int(exc.new_chat_id)
                 log.info("chat %s became supergroup %s: moving its alerts", chat_id, new_id)
-                already = any(a["story_id"] == match.story_id for a in state.alerts(new_id))
+                already = any(a.story_id == match.story_id for a in state.alerts(new_id))
                 state.migrate_chat(chat_id, new_id)
                 migrated[chat_id] = new_id
                 chat_id = new_id

@@ -45,7 +45,7 @@ from bot.engine import Engine
 from bot.logs import hide_in_logs
 from bot.per_chat import PerChatUpdateProcessor
 from bot.quota import QuestionQuota
-from bot.state import State
+from bot.state import open_state
 from bot.texts import (
     ADMIN_COMMANDS,
     DEFAULT_LANGUAGE,
@@ -96,7 +96,7 @@ def build_application(settings: Settings, engine: Engine) -> AnyApplication:
     if settings.webhook_url:
         builder = builder.updater(None)  # bot.webhook.WebServer feeds the update queue
     application = builder.build()
-    state = State(settings.state_path)
+    state = open_state(settings)
     rounds.start_watermark(state)
     application.bot_data.update(
         {

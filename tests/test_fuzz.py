@@ -15,7 +15,7 @@ from bot.cli import main
 from bot.config import Settings
 from bot.engine import Engine
 from bot.poll import poll_feeds
-from bot.state import State
+from bot.state import open_state
 from index.articles import MAX_ARTICLE_CHARS
 from index.feeds import FeedSource
 from tests.feed_server import FeedServer, serve
@@ -250,7 +250,7 @@ def test_feeds_mixing_bad_items_and_bad_feeds_with_good_ones_lose_nothing(
         }
     )
     engine = Engine(config, embedder=embedder)
-    state = State(config.state_path)
+    state = open_state(config)
     report = poll_feeds(engine, state, config)
     assert report.index_error is None
     indexed = " ".join(a.title + " " + a.text for a in engine.store.all_articles())
@@ -382,7 +382,7 @@ def test_a_round_of_a_hundred_broken_feeds_never_aborts_and_loses_no_good_feed(
         }
     )
     engine = Engine(config, embedder=embedder)
-    state = State(config.state_path)
+    state = open_state(config)
     report = poll_feeds(engine, state, config)
     assert report.feeds == 100 and report.index_error is None
     indexed = " ".join(a.title + " " + a.text for a in engine.store.all_articles())

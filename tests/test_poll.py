@@ -11,7 +11,7 @@ import pytest
 from bot.config import Settings
 from bot.engine import Engine
 from bot.poll import PageError, ingest_url, poll_feeds
-from bot.state import State
+from bot.state import open_state
 from index.articles import Article
 from index.feeds import FeedSource
 from index.store import DB_NAME
@@ -83,7 +83,7 @@ def test_poll_ingests_the_guardian_and_reports_broken_feeds(
             server.url("/missing.rss"),
         ],
     )
-    state = State(config.data_dir / "state.sqlite3")
+    state = open_state(config)
     report = poll_feeds(engine, state, config)
     assert report.feeds == 4 and report.ingest.added == 55 + 1
     assert set(report.failed) == {not_xml, server.url("/missing.rss")}
@@ -121,7 +121,7 @@ def test_a_republished_item_with_a_new_guid_is_not_a_new_story(
     first = [("guid-1", server.url("/story-1"), "Saint-Malo sea walls to be rebuilt", text)]
     feed = server.add("/wire.rss", rss(first), "application/rss+xml")
     config = _settings(settings, [feed])
-    state = State(config.data_dir / "state.sqlite3")
+    state = open_state(config)
     poll_feeds(engine, state, config)
     before = engine.store.stories_added_since(0.0)
     republished = [
@@ -169,7 +169,7 @@ def test_retention_forgets_old_articles_and_skips_old_feed_items(
     engine.ingest([settings.data_dir / "articles"])  # the seed: 2023-09
     engine.add_articles([recent, undated])
     config = _settings(settings, [server.url(f"/feeds/{GUARDIAN}")], retention_days=730)
-    state = State(config.data_dir / "state.sqlite3")
+    state = open_state(config)
 
     report = poll_feeds(engine, state, config)
     # The Guardian's items (2017-2018) are older than two years: not even ingested.
@@ -188,7 +188,7 @@ def test_a_poll_that_cannot_index_its_items_fetches_them_again(
     server: FeedServer, settings: Settings, engine: Engine
 ) -> None:
     config = _settings(settings, [server.url(f"/feeds/{UOL}")])
-    state = State(config.data_dir / "state.sqlite3")
+    state = open_state(config)
     store = engine.store
     # A database that may not grow: SQLite's own "database or disk is full".
     pages = store._db.execute("PRAGMA page_count").fetchone()[0]

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psycopg
 import pytest
 
 from bot.alerts import WATERMARK, DeliveryReport
@@ -26,7 +27,7 @@ from bot.state import State
 from index.feeds import FeedSource
 from tests.feed_server import FeedServer, serve
 
-from .bot_harness import ADMIN_ID, running_bot, wait_for_replies
+from .bot_harness import ADMIN_ID, engine_for, make_data_dir, running_bot, wait_for_replies
 from .fake_bot_api import ApiError, FakeBotAPI, SentMessage
 from .news_wire import (
     BAKERY,
@@ -53,10 +54,35 @@ NOT_CHAT_ADMIN = "Sorry, only this group's administrators can change its subscri
 QUICK_ROUNDS = 0.02  # minutes: a round every 1.2 s, for the tests that watch the job
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def engine(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    cache_dir: Path,
+    embedder: Any,
+) -> Iterator[Engine]:
+    """Every test here runs twice: the bot's state in a SQLite file, then in PostgreSQL."""
+    url = (
+        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
+    )
+    engine = engine_for(
+        make_data_dir(tmp_path_factory.mktemp(f"alerts-{request.param}")),
+        cache_dir,
+        embedder,
+        database_url=url,
+    )
+    yield engine
+    engine.close()
+
+
 @pytest.fixture(autouse=True)
 def fresh_state(engine: Engine) -> Iterator[None]:
     """Each test starts with no feeds, subscriptions or alerts (the fake's chat ids repeat)."""
     yield
+    url = engine.settings.database_url
+    if url is not None:
+        with psycopg.connect(url.get_secret_value()) as db:
+            db.execute("TRUNCATE meta, feeds, subscriptions, alerts_sent RESTART IDENTITY")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{engine.settings.state_path}{suffix}").unlink(missing_ok=True)
 

@@ -1,0 +1,268 @@
+"""The bot's own state, whatever holds it: feeds, subscriptions, alerts sent, watermarks.
+
+The statements live here, once, in the SQL that SQLite and PostgreSQL both speak (`?`
+placeholders, ON CONFLICT, COALESCE); a backend only supplies connections, transactions
+and its schema, so both behave the same by construction and one test suite runs on both.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    id: int
+    chat_id: int
+    chat_type: str
+    topic: str
+    paused: bool
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class FeedRecord:
+    url: str
+    source: str | None
+    lang: str | None
+    etag: str | None
+    last_modified: str | None
+    last_polled: float | None
+    last_ok: float | None
+    last_error: str | None
+    articles: int
+
+
+@dataclass(frozen=True)
+class SentAlert:
+    """A story claimed for a chat (sent, or being sent: `delivered` once Telegram took it)."""
+
+    chat_id: int
+    story_id: str
+    article_id: str
+    subscription_id: int | None
+    score: float | None
+    sent_at: float
+    delivered: bool
+
+
+class Transaction(Protocol):
+    """Statements run in one transaction of a backend."""
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Run a statement; the number of rows it changed."""
+        ...
+
+    def fetch(self, sql: str, args: Sequence[object] = ()) -> list[Row]: ...
+
+
+class State(ABC):
+    """The state's operations; `bot.state.open_state` picks the backend from the settings.
+    Safe to share between threads; every write is one short transaction."""
+
+    @abstractmethod
+    def _transaction(self) -> AbstractContextManager[Transaction]:
+        """A transaction, committed when the block ends, rolled back if it raises."""
+
+    @abstractmethod
+    def _fetch(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
+        """Rows of one read."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    # --- watermarks --------------------------------------------------------------------
+
+    def get(self, key: str, default: str | None = None) -> str | None:
+        rows = self._fetch("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else default
+
+    def put(self, key: str, value: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    def subscribe(self, chat_id: int, chat_type: str, topic: str, user_id: int | None) -> bool:
+        """Add a topic to a chat; False when the chat already follows it. Resumes the chat."""
+        with self._transaction() as tx:
+            added = tx.execute(
+                "INSERT INTO subscriptions (chat_id, chat_type, topic, created_by, created_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, topic) DO NOTHING",
+                (chat_id, chat_type, topic, user_id, time.time()),
+            )
+            tx.execute("UPDATE subscriptions SET paused = FALSE WHERE chat_id = ?", (chat_id,))
+            return added == 1
+
+    def unsubscribe(self, chat_id: int, topic: str | None) -> int:
+        """Remove one topic (by text, without regard to case, or by list number) or, with
+        None, all; returns how many."""
+        with self._transaction() as tx:
+            if topic is None:
+                return tx.execute("DELETE FROM subscriptions WHERE chat_id = ?", (chat_id,))
+            if topic.isdigit():
+                if int(topic) < 1:
+                    return 0
+                return tx.execute(
+                    "DELETE FROM subscriptions WHERE id = (SELECT id FROM subscriptions "
+                    "WHERE chat_id = ? ORDER BY id LIMIT 1 OFFSET ?)",
+                    (chat_id, int(topic) - 1),
+                )
+            rows = tx.fetch("SELECT id, topic FROM subscriptions WHERE chat_id = ?", (chat_id,))
+            folded = topic.casefold()  # in Python: SQLite's lower() knows only ASCII
+            ids = [r["id"] for r in rows if str(r["topic"]).casefold() == folded]
+            return sum(tx.execute("DELETE FROM subscriptions WHERE id = ?", (i,)) for i in ids)
+
+    def subscriptions(self, chat_id: int | None = None) -> list[Subscription]:
+        sql = "SELECT id, chat_id, chat_type, topic, paused, created_at FROM subscriptions"
+        args: tuple[object, ...] = ()
+        if chat_id is not None:
+            sql += " WHERE chat_id = ?"
+            args = (chat_id,)
+        return [
+            Subscription(
+                r["id"], r["chat_id"], r["chat_type"], r["topic"], bool(r["paused"]),
+                r["created_at"],
+            )
+            for r in self._fetch(sql + " ORDER BY id", args)
+        ]  # fmt: skip
+
+    def pause_chat(self, chat_id: int) -> None:
+        """The chat blocked or removed the bot: keep its subscriptions but stop sending."""
+        with self._transaction() as tx:
+            tx.execute("UPDATE subscriptions SET paused = TRUE WHERE chat_id = ?", (chat_id,))
+
+    def resume_chat(self, chat_id: int) -> None:
+        """The bot is back in the chat (re-added, unblocked): send its alerts again."""
+        with self._transaction() as tx:
+            tx.execute("UPDATE subscriptions SET paused = FALSE WHERE chat_id = ?", (chat_id,))
+
+    def migrate_chat(self, old_id: int, new_id: int) -> int:
+        """A group became a supergroup with a new id: its subscriptions and the alerts it
+        had move along (the ones the new chat has already win). Returns the subscriptions
+        moved; calling it again is harmless."""
+        with self._transaction() as tx:
+            moved = tx.execute(
+                "UPDATE subscriptions SET chat_id = ?, chat_type = 'supergroup' "
+                "WHERE chat_id = ? AND topic NOT IN "
+                "(SELECT topic FROM subscriptions WHERE chat_id = ?)",
+                (new_id, old_id, new_id),
+            )
+            tx.execute("DELETE FROM subscriptions WHERE chat_id = ?", (old_id,))
+            tx.execute(
+                "UPDATE alerts_sent SET chat_id = ? WHERE chat_id = ? AND story_id NOT IN "
+                "(SELECT story_id FROM alerts_sent WHERE chat_id = ?)",
+                (new_id, old_id, new_id),
+            )
+            tx.execute("DELETE FROM alerts_sent WHERE chat_id = ?", (old_id,))
+            return moved
+
+    # --- alerts ------------------------------------------------------------------------
+
+    def claim_alert(
+        self, chat_id: int, story_id: str, article_id: str, subscription_id: int, score: float
+    ) -> bool:
+        """Record an alert before sending it; False when the chat already had this story.
+        Claiming first makes alerts at-most-once, also across crashes, restarts and bot
+        processes sharing one database: the primary key (chat, story) decides."""
+        with self._transaction() as tx:
+            claimed = tx.execute(
+                "INSERT INTO alerts_sent (chat_id, story_id, article_id, subscription_id, "
+                "score, sent_at) VALUES (?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (chat_id, story_id) DO NOTHING",
+                (chat_id, story_id, article_id, subscription_id, score, time.time()),
+            )
+            return claimed == 1
+
+    def mark_delivered(self, chat_id: int, story_id: str) -> None:
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE alerts_sent SET delivered = TRUE WHERE chat_id = ? AND story_id = ?",
+                (chat_id, story_id),
+            )
+
+    def alerts(self, chat_id: int | None = None) -> list[SentAlert]:
+        sql = (
+            "SELECT chat_id, story_id, article_id, subscription_id, score, sent_at, delivered "
+            "FROM alerts_sent"
+        )
+        args: tuple[object, ...] = ()
+        if chat_id is not None:
+            sql += " WHERE chat_id = ?"
+            args = (chat_id,)
+        return [
+            SentAlert(
+                r["chat_id"], r["story_id"], r["article_id"], r["subscription_id"], r["score"],
+                r["sent_at"], bool(r["delivered"]),
+            )
+            for r in self._fetch(sql + " ORDER BY sent_at, story_id", args)
+        ]  # fmt: skip
+
+    # --- feeds -------------------------------------------------------------------------
+
+    def add_feed(self, url: str, source: str | None, lang: str | None, user_id: int | None) -> bool:
+        with self._transaction() as tx:
+            added = tx.execute(
+                "INSERT INTO feeds (url, source, lang, added_by, added_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (url) DO NOTHING",
+                (url, source, lang, user_id, time.time()),
+            )
+            return added == 1
+
+    def feeds(self) -> list[FeedRecord]:
+        return [
+            FeedRecord(
+                r["url"], r["source"], r["lang"], r["etag"], r["last_modified"],
+                r["last_polled"], r["last_ok"], r["last_error"], r["articles"],
+            )
+            for r in self._fetch(
+                "SELECT url, source, lang, etag, last_modified, last_polled, last_ok, "
+                "last_error, articles FROM feeds ORDER BY added_at, url"
+            )
+        ]  # fmt: skip
+
+    def record_poll(
+        self,
+        url: str,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        error: str | None,
+        new_articles: int,
+    ) -> None:
+        now = time.time()
+        with self._transaction() as tx:
+            tx.execute(
+                "UPDATE feeds SET etag = ?, last_modified = ?, last_polled = ?, "
+                "last_error = ?, last_ok = COALESCE(?, last_ok), articles = articles + ? "
+                "WHERE url = ?",
+                (etag, last_modified, now, error, now if error is None else None, new_articles,
+                 url),
+            )  # fmt: skip
+
+
+def pending_migrations(
+    current: int, migrations: Sequence[str], where: str
+) -> Iterator[tuple[int, str]]:
+    """The migrations after version `current`, numbered from 1; an error for a schema newer
+    than this code knows (a newer newsbot wrote it: running an older one would corrupt it)."""
+    from index.store import StoreError
+
+    if current > len(migrations):
+        raise StoreError(
+            f"the bot's state in {where} has schema version {current}, newer than this "
+            f"newsbot knows ({len(migrations)}): run the newsbot version that wrote it"
+        )
+    for version in range(current + 1, len(migrations) + 1):
+        yield version, migrations[version - 1]
