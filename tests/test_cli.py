@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -245,3 +246,45 @@ def test_the_embedder_setting_reaches_the_command_line(
     monkeypatch.setenv("NEWSBOT_EMBEDDER", "torch")  # an index of another backend is refused
     assert main(["ask", "who denied signing an accord?"]) == 2
     assert "newsbot reindex" in capsys.readouterr().err
+
+
+def test_poll_and_reindex_keep_the_bots_state_in_postgresql_when_a_database_is_set(
+    env: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from bot.alerts import WATERMARK
+    from bot.state.postgres import PostgresState
+
+    feed = (
+        '<?xml version="1.0" encoding="UTF-8"?><rss version="2.0"><channel><title>Wire</title>'
+        "<link>https://wire.test/</link><item><guid>dam</guid><link>https://wire.test/dam</link>"
+        "<title>Dam opens</title><description>The new dam on the Rhone opened on Monday after "
+        "four years of works.</description><pubDate>Mon, 02 Sep 2024 10:00:00 +0000</pubDate>"
+        "</item></channel></rss>"
+    )
+    monkeypatch.setenv("NEWSBOT_DATABASE_URL", database_url)
+    monkeypatch.setenv("NEWSBOT_ALLOW_PRIVATE_FEEDS", "true")
+    monkeypatch.setenv("NEWSBOT_FETCH_PAGES", "false")
+    with serve() as server:
+        url = server.add("/wire.rss", feed, "application/rss+xml")
+        monkeypatch.setenv("NEWSBOT_FEEDS", json.dumps([url]))
+        assert main(["poll"]) == 0
+    before_reindex = time.time()
+    assert main(["reindex"]) == 0
+    assert not (env / "state.sqlite3").exists()
+    state = PostgresState(database_url)
+    try:
+        (record,) = state.feeds()
+        assert (record.url, record.articles, record.last_error) == (url, 1, None)
+        assert float(state.get(WATERMARK) or 0) >= before_reindex  # no story is new after it
+    finally:
+        state.close()
+
+    capsys.readouterr()
+    monkeypatch.setenv("NEWSBOT_DATABASE_URL", "postgresql://newsbot:s3cret@127.0.0.1:1/news")
+    assert main(["poll"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("newsbot: cannot reach the database at newsbot@127.0.0.1:1/news")
+    assert "s3cret" not in err and err.count("\n") == 1

@@ -6,6 +6,7 @@ stand for two bot processes (replicas) sharing it.
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 import time
@@ -20,6 +21,7 @@ from bot.config import Settings
 from bot.state import SqliteState, State, open_state
 from bot.state.postgres import DatabaseUnavailable
 from index.store import StoreError
+from tests.replica import claim_in_step
 
 OLD_GROUP = -4012345678  # a basic group's id …
 SUPERGROUP = -1004012345678  # … and the supergroup it became: past 32 bits
@@ -116,6 +118,32 @@ def test_two_replicas_racing_claim_each_story_once_per_chat(open_states: OpenSta
     assert len(sent) == len(work)
     # Each row is the winner's: the loser's claim wrote nothing.
     assert all(claimed[a.subscription_id or 0][a.chat_id, a.story_id] for a in sent)
+
+
+def test_two_replica_processes_claim_each_story_once_per_chat(
+    backend_settings: Settings, open_states: OpenState
+) -> None:
+    """The same race between two bot processes (each its own connections and interpreter)."""
+    open_states().close()  # the schema, created once before the race
+    url = backend_settings.database_url
+    where = url.get_secret_value() if url else str(backend_settings.state_path)
+    work = [(chat, f"story-{s}") for chat in (SUPERGROUP, 42) for s in range(20)]
+    spawn = multiprocessing.get_context("spawn")
+    in_step, won = spawn.Barrier(2, timeout=60), spawn.Queue()
+    replicas = [
+        spawn.Process(target=claim_in_step, args=(where, n, work, in_step, won)) for n in (0, 1)
+    ]
+    for replica in replicas:
+        replica.start()
+    results = dict(won.get(timeout=120) for _ in replicas)
+    for replica in replicas:
+        replica.join(30)
+        assert replica.exitcode == 0
+    claims = Counter(map(tuple, results[0] + results[1]))
+    assert set(claims) == set(work) and set(claims.values()) == {1}
+    rows = open_states().alerts()
+    assert len(rows) == len(work)
+    assert all((a.chat_id, a.story_id) in map(tuple, results[a.subscription_id or 0]) for a in rows)
 
 
 def test_subscriptions_by_topic_number_and_all(state: State) -> None:

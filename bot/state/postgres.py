@@ -131,7 +131,7 @@ class PostgresState(State):
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(
                 f"cannot reach the database at {self._where} (NEWSBOT_DATABASE_URL): "
-                f"{str(exc).strip()}"
+                f"{' '.join(str(exc).split())}"
             ) from None
 
     def _migrate(self, db: psycopg.Connection[tuple[object, ...]]) -> None:
