@@ -57,6 +57,14 @@ def postgres() -> Iterator[PostgresServer]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres_replica(postgres: PostgresServer) -> Iterator[PostgresServer]:
+    """A streaming read replica of `postgres` (pg_basebackup -R), started on first use."""
+    replica = postgres.start_replica()
+    yield replica
+    replica.stop()
+
+
 @pytest.fixture
 def database_url(postgres: PostgresServer) -> str:
     """A new, empty database of its own for one test."""

@@ -134,8 +134,36 @@ class PostgresServer:
 
         name = f"test_{os.getpid()}_{next(self._names)}"
         with psycopg.connect(self.url(), autocommit=True) as db:
-            db.execute(f'CREATE DATABASE "{name}" STRATEGY FILE_COPY')
+            db.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
+
+    def start(self) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            "-c unix_socket_directories='' -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
+        self.run(
+            "pg_ctl", "start", "-D", str(self.data_dir), "-w", "-t", str(START_TIMEOUT_S),
+            "-l", str(self.root / "server.log"), "-o", options,
+        )  # fmt: skip
+
+    def start_replica(self) -> PostgresServer:
+        """A streaming read replica of this server (pg_basebackup -R), on a port of its own;
+        stop it before this one (it runs this server's binaries)."""
+        started = time.monotonic()
+        replica = PostgresServer(server_root(self.user), self.bin_dir, free_port(), self.user)
+        try:
+            replica.run(
+                "pg_basebackup", "-D", str(replica.data_dir), "-d", self.url(), "-R",
+                "-X", "stream", "-c", "fast", "--no-sync",
+            )  # fmt: skip
+            replica.start()
+        except BaseException:
+            replica.stop()
+            raise
+        replica.startup_s = time.monotonic() - started
+        return replica
 
     def stop(self) -> None:
         try:
@@ -145,32 +173,30 @@ class PostgresServer:
             shutil.rmtree(self.root, ignore_errors=True)
 
 
+def server_root(user: pwd.struct_passwd | None) -> Path:
+    """A temporary folder the server's user owns."""
+    root = Path(tempfile.mkdtemp(prefix="newsbot-pg-"))
+    if user is not None:
+        os.chown(root, user.pw_uid, user.pw_gid)
+    return root
+
+
 def start_postgres() -> PostgresServer:
     """initdb in a temporary folder, then start the server on 127.0.0.1 at a free port.
     Tuned for tests (no fsync): a crash loses the data, which a test server may."""
     started = time.monotonic()
     install = server_install()
     user = server_user()
-    root = Path(tempfile.mkdtemp(prefix="newsbot-pg-"))
-    if user is not None:
-        os.chown(root, user.pw_uid, user.pw_gid)
-        if not reachable_by_others(install):
-            install = readable_copy(install, root / "server")
+    root = server_root(user)
+    if user is not None and not reachable_by_others(install):
+        install = readable_copy(install, root / "server")
     server = PostgresServer(root, install / "bin", free_port(), user)
     try:
         server.run(
             "initdb", "-D", str(server.data_dir), "-U", SUPERUSER, "-A", "trust",
             "-E", "UTF8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-sync",
         )  # fmt: skip
-        options = (
-            f"-c listen_addresses=127.0.0.1 -c port={server.port} "
-            "-c unix_socket_directories='' -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200"
-        )
-        server.run(
-            "pg_ctl", "start", "-D", str(server.data_dir), "-w", "-t", str(START_TIMEOUT_S),
-            "-l", str(root / "server.log"), "-o", options,
-        )  # fmt: skip
+        server.start()
     except BaseException:
         server.stop()
         raise

@@ -1,9 +1,13 @@
-"""The PostgreSQL the tests run on: version 18, pgvector usable, not run as root."""
+"""The PostgreSQL the tests run on: version 18, pgvector usable, not run as root, and a
+streaming read replica for the tests that need one."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import psycopg
+import pytest
 from pgvector.psycopg import register_vector
 
 from tests.postgres import PostgresServer
@@ -26,3 +30,30 @@ def test_the_server_is_postgresql_18_with_pgvector(postgres: PostgresServer) -> 
         assert nearest == [(2,), (1,)]
     data_owner = postgres.data_dir.stat().st_uid
     assert data_owner != 0  # PostgreSQL refuses root: under root it runs as its own user
+
+
+def test_a_replica_streams_the_primarys_vectors_and_refuses_writes(
+    postgres: PostgresServer, postgres_replica: PostgresServer
+) -> None:
+    url = postgres.new_database()
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(url, autocommit=True) as primary:
+        primary.execute("CREATE EXTENSION vector")
+        primary.execute("CREATE TABLE v (id int PRIMARY KEY, embedding vector(2))")
+        primary.execute("INSERT INTO v VALUES (1, '[1,0]'), (2, '[0,1]')")
+    deadline = time.monotonic() + 30
+    while True:  # the database itself reaches the replica by streaming, a moment later
+        try:
+            with psycopg.connect(postgres_replica.url(database), autocommit=True) as replica:
+                nearest = replica.execute(
+                    "SELECT id FROM v ORDER BY embedding <#> '[0.2,0.9]' LIMIT 1"
+                ).fetchone()
+                assert nearest == (2,)
+                assert replica.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+                with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                    replica.execute("INSERT INTO v VALUES (3, '[1,1]')")
+                return
+        except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
