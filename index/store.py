@@ -604,7 +604,10 @@ class Store:
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            # SQLite rolls some errors back itself (a full database mid-statement may end
+            # the whole transaction): roll back only what is still open.
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         try:
             self._db.execute("COMMIT")
