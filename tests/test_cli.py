@@ -286,5 +286,5 @@ def test_poll_and_reindex_keep_the_bots_state_in_postgresql_when_a_database_is_s
     monkeypatch.setenv("NEWSBOT_DATABASE_URL", "postgresql://newsbot:s3cret@127.0.0.1:1/news")
     assert main(["poll"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("newsbot: cannot reach the database at newsbot@127.0.0.1:1/news")
+    assert err.startswith("newsbot: cannot connect to the database at newsbot@127.0.0.1:1/news")
     assert "s3cret" not in err and err.count("\n") == 1

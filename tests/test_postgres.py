@@ -37,7 +37,7 @@ def test_a_replica_streams_the_primarys_vectors_and_refuses_writes(
 ) -> None:
     url = postgres.new_database()
     database = url.rsplit("/", 1)[1]
-    with psycopg.connect(url, autocommit=True) as primary:
+    with psycopg.connect(url) as primary:  # one transaction: the replica sees all or nothing
         primary.execute("CREATE EXTENSION vector")
         primary.execute("CREATE TABLE v (id int PRIMARY KEY, embedding vector(2))")
         primary.execute("INSERT INTO v VALUES (1, '[1,0]'), (2, '[0,1]')")

@@ -280,7 +280,7 @@ def test_an_unreachable_database_is_one_sentence_without_the_password(
     with pytest.raises(DatabaseUnavailable) as caught:
         open_state(settings)
     message = str(caught.value)
-    assert message.startswith("cannot reach the database at newsbot@127.0.0.1:")
+    assert message.startswith("cannot connect to the database at newsbot@127.0.0.1:")
     assert "s3cret" not in message and "NEWSBOT_DATABASE_URL" in message
 
 

@@ -119,6 +119,7 @@ class PostgresState(State):
                 min_size=1,
                 max_size=max_connections,
                 kwargs=options,
+                timeout=float(CONNECT_TIMEOUT_S),  # the longest wait for a free connection
                 check=ConnectionPool.check_connection,
                 name="newsbot-state",
                 open=False,
@@ -130,7 +131,7 @@ class PostgresState(State):
                 raise
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise DatabaseUnavailable(
-                f"cannot reach the database at {self._where} (NEWSBOT_DATABASE_URL): "
+                f"cannot connect to the database at {self._where} (NEWSBOT_DATABASE_URL): "
                 f"{' '.join(str(exc).split())}"
             ) from None
 
