@@ -77,7 +77,7 @@ async def _run_reindex(
         # rebuilt index dates every story from now, which the watermark must skip.
         async with round_lock(context):
             report = await asyncio.to_thread(engine.reindex, on_progress=on_progress)
-            restart_watermark(state_of(context))
+            await asyncio.to_thread(restart_watermark, state_of(context))
     except RebuildInProgress:
         await reporter.finish(say(lang, "reindex_busy"))
     except Exception as exc:

@@ -163,8 +163,13 @@ async def deliver_alerts(
         if chat_id in paused:
             report.skipped += 1
             continue
-        if not state.claim_alert(
-            chat_id, match.story_id, match.passage.article.id, match.subscription.id, match.score
+        if not await asyncio.to_thread(
+            state.claim_alert,
+            chat_id,
+            match.story_id,
+            match.passage.article.id,
+            match.subscription.id,
+            match.score,
         ):
             report.skipped += 1
             continue
@@ -176,7 +181,7 @@ async def deliver_alerts(
                     parse_mode=ParseMode.HTML,
                     link_preview_options=LinkPreviewOptions(is_disabled=True),
                 )
-                state.mark_delivered(chat_id, match.story_id)
+                await asyncio.to_thread(state.mark_delivered, chat_id, match.story_id)
                 report.sent += 1
                 break
             except Forbidden as exc:
@@ -185,15 +190,16 @@ async def deliver_alerts(
                     chat_id,
                     exc.message,
                 )
-                state.pause_chat(chat_id)
+                await asyncio.to_thread(state.pause_chat, chat_id)
                 paused.add(chat_id)
                 report.paused_chats += 1
                 break
             except ChatMigrated as exc:  # a supergroup now: move the chat, send there
                 new_id = int(exc.new_chat_id)
                 log.info("chat %s became supergroup %s: moving its alerts", chat_id, new_id)
-                already = any(a.story_id == match.story_id for a in state.alerts(new_id))
-                state.migrate_chat(chat_id, new_id)
+                sent = await asyncio.to_thread(state.alerts, new_id)
+                already = any(a.story_id == match.story_id for a in sent)
+                await asyncio.to_thread(state.migrate_chat, chat_id, new_id)
                 migrated[chat_id] = new_id
                 chat_id = new_id
                 if already:  # the supergroup had this story: nothing to send
@@ -206,7 +212,7 @@ async def deliver_alerts(
                 )
             except BadRequest as exc:
                 if "chat not found" in exc.message.lower():
-                    state.pause_chat(chat_id)
+                    await asyncio.to_thread(state.pause_chat, chat_id)
                     paused.add(chat_id)
                     report.paused_chats += 1
                 else:

@@ -43,8 +43,9 @@ async def list_feeds(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
         return
     lang = language_of(update.effective_user)
     state, settings = state_of(context), settings_of(context)
-    configured_sources(settings, state)  # NEWSBOT_FEEDS show up before their first poll
-    records = state.feeds()
+    # NEWSBOT_FEEDS show up before their first poll
+    await asyncio.to_thread(configured_sources, settings, state)
+    records = await asyncio.to_thread(state.feeds)
     if not records:
         await send_replies(context, message, [say(lang, "no_feeds")])
         return
@@ -104,7 +105,8 @@ async def add_feed(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await send_replies(context, message, [say(lang, "addfeed_refused", url=url, error=exc)])
         return
     user = update.effective_user
-    if not state_of(context).add_feed(source.url, None, None, user.id if user else None):
+    added_by = user.id if user else None
+    if not await asyncio.to_thread(state_of(context).add_feed, source.url, None, None, added_by):
         await send_replies(context, message, [say(lang, "addfeed_known", url=source.url)])
         return
     log.info("feed %s added by user %s", source.url, user.id if user else None)

@@ -63,7 +63,7 @@ async def news_round(context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     async with lock:
         engine, state, settings = engine_of(context), state_of(context), settings_of(context)
-        if settings.feeds or state.feeds():
+        if settings.feeds or len(await asyncio.to_thread(state.feeds)) > 0:
             try:
                 await asyncio.to_thread(poll_feeds, engine, state, settings)
             except Exception:
@@ -101,7 +101,7 @@ async def run_alert_round(
 
     matches, watermark = await asyncio.to_thread(find)
     report = await deliver_alerts(bot, state, matches)
-    state.put(WATERMARK, repr(watermark))
+    await asyncio.to_thread(state.put, WATERMARK, repr(watermark))
     if matches:
         log.info(
             "alerts: %d sent, %d skipped, %d failed, %d chat(s) paused",

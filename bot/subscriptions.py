@@ -9,6 +9,7 @@ so a command posted there speaks for the channel.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import logging
 
@@ -73,7 +74,7 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     lang = language_of(update.effective_user)
     topic = " ".join(command_argument(message).split())
     state = state_of(context)
-    subscriptions = state.subscriptions(message.chat_id)
+    subscriptions = await asyncio.to_thread(state.subscriptions, message.chat_id)
     known = _same_topic(subscriptions, topic)
     if not topic:
         text = say(lang, "subscribe_usage")
@@ -81,13 +82,17 @@ async def subscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         text = say(lang, "topic_too_long", limit=MAX_TOPIC_CHARS, length=len(topic))
     elif known is not None:
         # Not a new topic, but subscribing again resumes a paused chat.
-        state.subscribe(message.chat_id, message.chat.type, subscriptions[known].topic, None)
+        await asyncio.to_thread(
+            state.subscribe, message.chat_id, message.chat.type, subscriptions[known].topic, None
+        )
         text = say(lang, "already_subscribed", topic=subscriptions[known].topic)
     elif len(subscriptions) >= MAX_TOPICS_PER_CHAT:
         text = say(lang, "too_many_topics", limit=MAX_TOPICS_PER_CHAT)
     else:
         user_id = update.effective_user.id if update.effective_user else None
-        added = state.subscribe(message.chat_id, message.chat.type, topic, user_id)
+        added = await asyncio.to_thread(
+            state.subscribe, message.chat_id, message.chat.type, topic, user_id
+        )
         text = say(lang, "subscribed" if added else "already_subscribed", topic=topic)
         if added:
             log.info("chat %s (%s) subscribed to %r", message.chat_id, message.chat.type, topic)
@@ -105,10 +110,10 @@ async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     if not wanted:
         text = say(lang, "unsubscribe_usage")
     elif wanted.lower() == "all":
-        count = state.unsubscribe(message.chat_id, None)
+        count = await asyncio.to_thread(state.unsubscribe, message.chat_id, None)
         text = say(lang, "unsubscribed_all" if count else "no_subscriptions", count=count)
     else:
-        subscriptions = state.subscriptions(message.chat_id)
+        subscriptions = await asyncio.to_thread(state.subscriptions, message.chat_id)
         if wanted.isdigit():  # its number in /subscriptions
             index: int | None = int(wanted) - 1 if 0 < int(wanted) <= len(subscriptions) else None
         else:
@@ -116,7 +121,7 @@ async def unsubscribe(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         if index is None:
             text = say(lang, "not_subscribed", topic=wanted)
         else:
-            state.unsubscribe(message.chat_id, str(index + 1))
+            await asyncio.to_thread(state.unsubscribe, message.chat_id, str(index + 1))
             text = say(lang, "unsubscribed", topic=subscriptions[index].topic)
     await send_replies(context, message, [text])
 
@@ -133,7 +138,7 @@ async def list_subscriptions(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if message is None:
         return
     lang = language_of(update.effective_user)
-    subscriptions = state_of(context).subscriptions(message.chat_id)
+    subscriptions = await asyncio.to_thread(state_of(context).subscriptions, message.chat_id)
     if not subscriptions:
         await send_replies(context, message, [say(lang, "no_subscriptions")])
         return
@@ -156,10 +161,10 @@ async def membership_changed(update: Update, context: ContextTypes.DEFAULT_TYPE)
     now, before = change.new_chat_member.status, change.old_chat_member.status
     if now in GONE:
         log.info("the bot is %s in chat %s: its alerts are paused", now, chat_id)
-        state_of(context).pause_chat(chat_id)
+        await asyncio.to_thread(state_of(context).pause_chat, chat_id)
     elif now in PRESENT and before in GONE:
         log.info("the bot is back (%s) in chat %s: its alerts resume", now, chat_id)
-        state_of(context).resume_chat(chat_id)
+        await asyncio.to_thread(state_of(context).resume_chat, chat_id)
 
 
 async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -174,6 +179,6 @@ async def chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         old_id, new_id = message.migrate_from_chat_id, message.chat.id
     else:
         return
-    moved = state_of(context).migrate_chat(old_id, new_id)
+    moved = await asyncio.to_thread(state_of(context).migrate_chat, old_id, new_id)
     if moved:
         log.info("chat %s became supergroup %s: %d subscription(s) moved", old_id, new_id, moved)

@@ -537,3 +537,40 @@ def test_a_reindex_does_not_alert_the_stories_it_reindexed(
             assert delivered.sent == 0 and alerts_in(fake_api, chat) == []
 
     asyncio.run(scenario())
+
+
+def test_a_slow_state_database_holds_only_its_own_chat(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    """State calls run off the event loop: while one group's /subscriptions waits on a
+    database that takes 3 s to answer, a reader in another chat gets an answer."""
+    ann = fake_api.user("Ann")
+    group = fake_api.group("Club", supergroup=True)
+    fake_api.set_admins(group, [ann])
+    reader = fake_api.user("Rita")
+    private = fake_api.private_chat(reader)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine) as running:
+            state = state_of(running)
+            answer_subscriptions = state.subscriptions
+
+            def slow_subscriptions(*args: Any, **kwargs: Any) -> Any:
+                time.sleep(3.0)
+                return answer_subscriptions(*args, **kwargs)
+
+            state.subscriptions = slow_subscriptions  # type: ignore[method-assign]
+            try:
+                listed = fake_api.user_says(group, ann, "/subscriptions")
+                await asyncio.sleep(0.2)  # the group's command is being handled
+                asked = fake_api.user_says(private, reader, "who denied signing an accord?")
+                (answer,) = await wait_for_replies(fake_api, private, asked)
+                assert "Peskov" in answer.text
+                # The reader was answered while the group's command still waited on the state.
+                assert fake_api.sent_messages(group) == []
+                (reply,) = await wait_for_replies(fake_api, group, listed)
+                assert "subscri" in reply.text.lower()
+            finally:
+                state.subscriptions = answer_subscriptions  # type: ignore[method-assign]
+
+    asyncio.run(scenario())
