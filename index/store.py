@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -250,12 +250,35 @@ def blob_vectors(blob: bytes, dim: int) -> np.ndarray:
     return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, dim)
 
 
-def _joined_vectors(digests: bytes, vectors: Mapping[str, np.ndarray]) -> bytes:
-    """The `sentence_vectors` row of a passage: its sentences' vectors (looked up by the
-    hex of each 32-byte digest of its `sentences` list), float16, one after another."""
-    return b"".join(
-        vector_blob(vectors[digests[i : i + 32].hex()]) for i in range(0, len(digests), 32)
-    )
+@contextmanager
+def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE … COMMIT on an autocommit connection, rolled back on any error.
+    SQLite rolls some errors back itself (a full database mid-statement may end the whole
+    transaction): only what is still open is rolled back."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    try:
+        db.execute("COMMIT")
+    except sqlite3.OperationalError:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+
+
+def sentence_digests(listed: bytes) -> list[str]:
+    """The text hashes (hex) of a `passages.sentences` list: 32-byte sha256 digests."""
+    return [listed[i : i + 32].hex() for i in range(0, len(listed), 32)]
+
+
+def _joined_vectors(listed: bytes, vectors: Mapping[str, np.ndarray]) -> bytes:
+    """The `sentence_vectors` row of a passage: its sentences' vectors (by the hashes of its
+    `sentences` list), float16, one after another."""
+    return b"".join(vector_blob(vectors[h]) for h in sentence_digests(listed))
 
 
 def stored_precision(vectors: np.ndarray) -> np.ndarray:
@@ -439,12 +462,12 @@ class Store:
             if not rows:
                 break
             last = int(rows[-1][0])
-            wanted = {blob[i : i + 32].hex() for _, blob in rows for i in range(0, len(blob), 32)}
-            found = self._stored_embeddings(list(wanted))  # float16 blobs, joined as they are
-            complete = [
-                (pid, b"".join(found[blob[i : i + 32].hex()] for i in range(0, len(blob), 32)))
-                for pid, blob in rows
-                if all(blob[i : i + 32].hex() in found for i in range(0, len(blob), 32))
+            listed = [(pid, sentence_digests(blob)) for pid, blob in rows]
+            found = self._stored_embeddings(list({h for _, hs in listed for h in hs}))
+            complete = [  # float16 blobs, joined as they are
+                (pid, b"".join(found[h] for h in hs))
+                for pid, hs in listed
+                if all(h in found for h in hs)
             ]
             with self._transaction():
                 self._db.executemany(
@@ -600,21 +623,8 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate_transaction(self._db):
             yield
-        except BaseException:
-            # SQLite rolls some errors back itself (a full database mid-statement may end
-            # the whole transaction): roll back only what is still open.
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
 
     @contextmanager
     def _lock_file(self, path: Path | None = None) -> Iterator[int]:
@@ -949,17 +959,16 @@ class Store:
 
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
         """The e5 vectors (float16 blobs, see `blob_vectors`) SQLite holds for these hashes."""
-        found: dict[str, bytes] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            found.update(
-                self._db.execute(
-                    "SELECT text_hash, vector FROM embeddings WHERE text_hash IN "
-                    f"({','.join('?' * len(chunk))})",
-                    chunk,
-                ).fetchall()
-            )
-        return found
+        return dict(
+            self._rows_in("SELECT text_hash, vector FROM embeddings WHERE text_hash", hashes)
+        )
+
+    def _rows_in(self, select: str, keys: Sequence[object]) -> Iterator[Any]:
+        """The rows of `select` + " IN (keys)", asked 500 keys at a time (SQLite's bound on
+        a statement's parameters)."""
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            yield from self._db.execute(f"{select} IN ({','.join('?' * len(chunk))})", chunk)
 
     def _next_generation(self, now: float) -> int:
         """Record a write (inside its transaction): the new generation, and when."""
@@ -1249,17 +1258,10 @@ class Store:
         stored vectors; a passage the index lacks is left out)."""
         index = self.secondary_vectors(encoder)
         ids = list(ids)
-        keys: dict[int, int] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            keys.update(
-                (int(r[0]), text_key(r[1]))
-                for r in self._db.execute(
-                    "SELECT id, text_hash FROM passages "
-                    f"WHERE id IN ({','.join('?' * len(chunk))})",
-                    chunk,
-                )
-            )
+        keys = {
+            int(r[0]): text_key(r[1])
+            for r in self._rows_in("SELECT id, text_hash FROM passages WHERE id", ids)
+        }
         scores: dict[int, float] = {}
         with self._secondary_lock:
             for pid, key in keys.items():
@@ -1283,38 +1285,34 @@ class Store:
                     found.setdefault(key, []).append(int(pid))
         return found
 
+    def _sentences_current(self) -> bool:
+        """Whether the recorded sentence lists (and their rows) were cut by today's chunker."""
+        return self._meta("sentence_split") == SENTENCE_SPLIT
+
     def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """Each passage's sentence vectors from its `sentence_vectors` row (one row read per
         passage), for the passages that have one and were cut by today's chunker."""
-        if not ids or self._meta("sentence_split") != SENTENCE_SPLIT:
+        if not ids or not self._sentences_current():
             return {}
-        found: dict[int, np.ndarray] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for pid, blob in self._db.execute(
-                "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id IN "
-                f"({','.join('?' * len(chunk))})",
-                list(chunk),
-            ):
-                if blob and len(blob) % (2 * self.dim) == 0:
-                    found[int(pid)] = blob_vectors(blob, self.dim)
-        return found
+        return {
+            int(pid): blob_vectors(blob, self.dim)
+            for pid, blob in self._rows_in(
+                "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id", ids
+            )
+            if blob and len(blob) % (2 * self.dim) == 0
+        }
 
     def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
         """The text hashes of each passage's quotable sentences, as recorded at ingest by
         today's chunker; passages without such a list are left out."""
-        if not ids or self._meta("sentence_split") != SENTENCE_SPLIT:
+        if not ids or not self._sentences_current():
             return {}
-        found: dict[int, list[str]] = {}
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            for pid, blob in self._db.execute(
-                f"SELECT id, sentences FROM passages WHERE id IN ({','.join('?' * len(chunk))}) "
-                "AND sentences IS NOT NULL",
-                list(chunk),
-            ):
-                found[int(pid)] = [blob[i : i + 32].hex() for i in range(0, len(blob), 32)]
-        return found
+        return {
+            int(pid): sentence_digests(blob)
+            for pid, blob in self._rows_in(
+                "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id", ids
+            )
+        }
 
     def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vectors of each passage's quotable sentences (embedded at ingest), one
@@ -1335,23 +1333,20 @@ class Store:
             text = passage.article.text
             spans = quote_spans(text, passage.start, passage.end)
             wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
-        if stored:
-            known.update(stored)
-            with self._sentence_lock:
-                if len(self._sentence_cache) + len(stored) > SENTENCE_CACHE:
-                    self._sentence_cache.clear()
-                self._sentence_cache.update(stored)
+        fresh: dict[int, np.ndarray | None] = dict(stored)
         if wanted:
             found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
             for pid, hs in wanted.items():
-                if hs and all(h in found for h in hs):
-                    known[pid] = blob_vectors(b"".join(found[h] for h in hs), self.dim)
-                else:
-                    known[pid] = None
+                complete = hs and all(h in found for h in hs)
+                fresh[pid] = (
+                    blob_vectors(b"".join(found[h] for h in hs), self.dim) if complete else None
+                )
+        if fresh:
+            known.update(fresh)
             with self._sentence_lock:
-                if len(self._sentence_cache) + len(wanted) > SENTENCE_CACHE:
+                if len(self._sentence_cache) + len(fresh) > SENTENCE_CACHE:
                     self._sentence_cache.clear()
-                self._sentence_cache.update((pid, known[pid]) for pid in wanted)
+                self._sentence_cache.update(fresh)
         return {pid: vectors for pid, vectors in known.items() if vectors is not None}
 
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:

@@ -153,17 +153,23 @@ class PostgresServer:
         stop it before this one (it runs this server's binaries)."""
         started = time.monotonic()
         replica = PostgresServer(server_root(self.user), self.bin_dir, free_port(), self.user)
+        return replica.fill_and_start(
+            started,
+            "pg_basebackup", "-D", str(replica.data_dir), "-d", self.url(), "-R",
+            "-X", "stream", "-c", "fast", "--no-sync",
+        )  # fmt: skip
+
+    def fill_and_start(self, started: float, *command: str) -> PostgresServer:
+        """Run `command` (what fills the data folder), then start; on any failure the
+        server is stopped and its folder removed. `startup_s` counts from `started`."""
         try:
-            replica.run(
-                "pg_basebackup", "-D", str(replica.data_dir), "-d", self.url(), "-R",
-                "-X", "stream", "-c", "fast", "--no-sync",
-            )  # fmt: skip
-            replica.start()
+            self.run(*command)
+            self.start()
         except BaseException:
-            replica.stop()
+            self.stop()
             raise
-        replica.startup_s = time.monotonic() - started
-        return replica
+        self.startup_s = time.monotonic() - started
+        return self
 
     def stop(self) -> None:
         try:
@@ -191,14 +197,8 @@ def start_postgres() -> PostgresServer:
     if user is not None and not reachable_by_others(install):
         install = readable_copy(install, root / "server")
     server = PostgresServer(root, install / "bin", free_port(), user)
-    try:
-        server.run(
-            "initdb", "-D", str(server.data_dir), "-U", SUPERUSER, "-A", "trust",
-            "-E", "UTF8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-sync",
-        )  # fmt: skip
-        server.start()
-    except BaseException:
-        server.stop()
-        raise
-    server.startup_s = time.monotonic() - started
-    return server
+    return server.fill_and_start(
+        started,
+        "initdb", "-D", str(server.data_dir), "-U", SUPERUSER, "-A", "trust",
+        "-E", "UTF8", "--locale-provider=builtin", "--builtin-locale=C.UTF-8", "--no-sync",
+    )  # fmt: skip

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.state.base import Row, State, pending_migrations
-from index.store import disk_errors
+from index.store import disk_errors, immediate_transaction
 
 # Migration N takes the schema from version N-1 to N (PRAGMA user_version). Version 1 is
 # the schema files had before versions were counted: IF NOT EXISTS makes it a no-op there.
@@ -93,20 +93,8 @@ class SqliteState(State):
 
     @contextmanager
     def _transaction(self) -> Iterator[_SqliteTransaction]:
-        with self._lock, disk_errors(self._folder):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield _SqliteTransaction(self._db)
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.OperationalError:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+        with self._lock, disk_errors(self._folder), immediate_transaction(self._db):
+            yield _SqliteTransaction(self._db)
 
     def _fetch(self, sql: str, args: Sequence[object] = ()) -> list[Row]:
         with self._lock:
