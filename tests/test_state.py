@@ -19,7 +19,9 @@ import pytest
 
 from bot.config import Settings
 from bot.state import SqliteState, State, open_state
+from bot.state.postgres import MIGRATIONS as postgres_migrations
 from bot.state.postgres import DatabaseUnavailable
+from bot.state.sqlite import MIGRATIONS as sqlite_migrations
 from index.store import StoreError
 from tests.replica import claim_in_step
 
@@ -243,13 +245,13 @@ def test_a_state_of_a_newer_schema_is_refused(
     url = backend_settings.database_url
     if url is None:
         db = sqlite3.connect(backend_settings.state_path)
-        assert db.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert db.execute("PRAGMA user_version").fetchone()[0] == len(sqlite_migrations)
         db.execute("PRAGMA user_version = 99")
         db.close()
     else:
         with psycopg.connect(url.get_secret_value(), autocommit=True) as pg:
             version = pg.execute("SELECT version FROM schema_versions WHERE component = 'state'")
-            assert version.fetchone() == (1,)
+            assert version.fetchone() == (len(postgres_migrations),)
             pg.execute("UPDATE schema_versions SET version = 99 WHERE component = 'state'")
     with pytest.raises(StoreError, match="schema version 99, newer than this newsbot knows"):
         open_states()
@@ -267,7 +269,9 @@ def test_a_state_file_from_before_schema_versions_keeps_its_data(tmp_path: Path)
     assert state.get("alerts_watermark") == "12.5"
     assert state.subscribe(1, "private", "floods", 1)
     state.close()
-    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1
+    assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == len(
+        sqlite_migrations
+    )
 
 
 def test_an_unreachable_database_is_one_sentence_without_the_password(
@@ -307,3 +311,40 @@ def test_connections_the_server_dropped_are_replaced(database_url: str, tmp_path
         assert state.get("k") == "2"
     finally:
         state.close()
+
+
+def test_a_daily_digest_is_claimed_once_a_day_also_by_replicas(open_states: OpenState) -> None:
+    first, second = open_states(), open_states()
+    assert first.digest_schedule(SUPERGROUP) is None
+    assert not first.claim_daily_digest(SUPERGROUP, "2026-12-03")  # no daily digest set
+    first.set_daily_digest(SUPERGROUP, "supergroup", "08:00", "Europe/Paris", "fr", None)
+    assert first.claim_daily_digest(SUPERGROUP, "2026-12-03")
+    assert not second.claim_daily_digest(SUPERGROUP, "2026-12-03")
+    assert second.claim_daily_digest(SUPERGROUP, "2026-12-04")
+    schedule = open_states().digest_schedule(SUPERGROUP)  # a restart
+    assert schedule is not None
+    assert (schedule.daily_at, schedule.time_zone, schedule.lang) == ("08:00", "Europe/Paris", "fr")
+    assert (schedule.last_day, schedule.last_at) == ("2026-12-04", None)
+    # A new time keeps the day already posted, unless it says that today is done.
+    first.set_daily_digest(SUPERGROUP, "supergroup", "21:30", "UTC", "en", None)
+    assert second.digest_schedule(SUPERGROUP).last_day == "2026-12-04"  # type: ignore[union-attr]
+    first.set_daily_digest(SUPERGROUP, "supergroup", "07:15", "UTC", None, "2026-12-05")
+    assert not second.claim_daily_digest(SUPERGROUP, "2026-12-05")
+    assert [s.chat_id for s in second.daily_digests()] == [SUPERGROUP]
+    assert first.stop_daily_digest(SUPERGROUP) and not first.stop_daily_digest(SUPERGROUP)
+    assert second.daily_digests() == []
+    assert not second.claim_daily_digest(SUPERGROUP, "2026-12-06")
+
+
+def test_the_last_digest_is_recorded_and_moves_with_a_migrated_group(state: State) -> None:
+    state.record_digest(OLD_GROUP, "group", 1700000000.25)
+    state.record_digest(42, "private", 1700000100.5)
+    state.set_daily_digest(OLD_GROUP, "group", "08:00", "UTC", "en", None)
+    state.record_digest(OLD_GROUP, "group", 1700000200.75)
+    state.subscribe(OLD_GROUP, "group", "floods", 1)
+    state.migrate_chat(OLD_GROUP, SUPERGROUP)
+    assert state.digest_schedule(OLD_GROUP) is None
+    moved = state.digest_schedule(SUPERGROUP)
+    assert moved is not None and moved.chat_type == "supergroup"
+    assert (moved.last_at, moved.daily_at) == (1700000200.75, "08:00")
+    assert state.digest_schedule(42).last_at == 1700000100.5  # type: ignore[union-attr]

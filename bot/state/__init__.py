@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.state.base import FeedRecord, SentAlert, State, Subscription
+from bot.state.base import DigestSchedule, FeedRecord, SentAlert, State, Subscription
 from bot.state.sqlite import SqliteState
 
 if TYPE_CHECKING:
     from bot.config import Settings
 
-__all__ = ["FeedRecord", "SentAlert", "SqliteState", "State", "Subscription", "open_state"]
+__all__ = [
+    "DigestSchedule",
+    "FeedRecord",
+    "SentAlert",
+    "SqliteState",
+    "State",
+    "Subscription",
+    "open_state",
+]
 
 
 def open_state(settings: Settings) -> State:

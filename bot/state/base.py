@@ -53,6 +53,19 @@ class SentAlert:
     delivered: bool
 
 
+@dataclass(frozen=True)
+class DigestSchedule:
+    """A chat's digests (bot/digest.py): its daily time, and the last digest posted."""
+
+    chat_id: int
+    chat_type: str
+    daily_at: str | None  # "HH:MM" in `time_zone`; None: digests on demand only
+    time_zone: str
+    lang: str | None  # of who set the daily digest: the language it is posted in
+    last_at: float | None  # when the last digest was posted: the next covers what came after
+    last_day: str | None  # the local day (ISO) of the last daily digest, claimed before posting
+
+
 class Transaction(Protocol):
     """Statements run in one transaction of a backend."""
 
@@ -166,6 +179,12 @@ class State(ABC):
                 (new_id, old_id, new_id),
             )
             tx.execute("DELETE FROM alerts_sent WHERE chat_id = ?", (old_id,))
+            tx.execute(
+                "UPDATE digests SET chat_id = ?, chat_type = 'supergroup' WHERE chat_id = ? "
+                "AND NOT EXISTS (SELECT 1 FROM digests WHERE chat_id = ?)",
+                (new_id, old_id, new_id),
+            )
+            tx.execute("DELETE FROM digests WHERE chat_id = ?", (old_id,))
             return moved
 
     # --- alerts ------------------------------------------------------------------------
@@ -208,6 +227,73 @@ class State(ABC):
             )
             for r in self._fetch(sql + " ORDER BY sent_at, story_id", args)
         ]  # fmt: skip
+
+    # --- digests -----------------------------------------------------------------------
+
+    _DIGEST_COLUMNS = (
+        "chat_id, chat_type, daily_at, time_zone, lang, last_at, last_day FROM digests"
+    )
+
+    def digest_schedule(self, chat_id: int) -> DigestSchedule | None:
+        rows = self._fetch(f"SELECT {self._DIGEST_COLUMNS} WHERE chat_id = ?", (chat_id,))
+        return DigestSchedule(**rows[0]) if rows else None
+
+    def daily_digests(self) -> list[DigestSchedule]:
+        """The chats with a daily digest."""
+        rows = self._fetch(
+            f"SELECT {self._DIGEST_COLUMNS} WHERE daily_at IS NOT NULL ORDER BY chat_id"
+        )
+        return [DigestSchedule(**r) for r in rows]
+
+    def set_daily_digest(
+        self,
+        chat_id: int,
+        chat_type: str,
+        daily_at: str,
+        time_zone: str,
+        lang: str | None,
+        done_day: str | None,
+    ) -> None:
+        """Post the chat's digest every day at `daily_at` in `time_zone`. `done_day`: a
+        local day that must not get one any more (today, when the time has passed)."""
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO digests (chat_id, chat_type, daily_at, time_zone, lang, last_day) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (chat_id) DO UPDATE SET "
+                "chat_type = excluded.chat_type, daily_at = excluded.daily_at, "
+                "time_zone = excluded.time_zone, lang = excluded.lang, "
+                "last_day = COALESCE(excluded.last_day, digests.last_day)",
+                (chat_id, chat_type, daily_at, time_zone, lang, done_day),
+            )
+
+    def stop_daily_digest(self, chat_id: int) -> bool:
+        """No more daily digests in the chat; False when it had none."""
+        with self._transaction() as tx:
+            stopped = tx.execute(
+                "UPDATE digests SET daily_at = NULL WHERE chat_id = ? AND daily_at IS NOT NULL",
+                (chat_id,),
+            )
+            return stopped == 1
+
+    def claim_daily_digest(self, chat_id: int, day: str) -> bool:
+        """Record the day's digest before posting it; False when the chat already had that
+        day's (at most once a day, across restarts and processes sharing the database)."""
+        with self._transaction() as tx:
+            claimed = tx.execute(
+                "UPDATE digests SET last_day = ? WHERE chat_id = ? AND daily_at IS NOT NULL "
+                "AND (last_day IS NULL OR last_day <> ?)",
+                (day, chat_id, day),
+            )
+            return claimed == 1
+
+    def record_digest(self, chat_id: int, chat_type: str, at: float) -> None:
+        """A digest covering everything indexed until `at` was posted in the chat."""
+        with self._transaction() as tx:
+            tx.execute(
+                "INSERT INTO digests (chat_id, chat_type, last_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (chat_id) DO UPDATE SET last_at = excluded.last_at",
+                (chat_id, chat_type, at),
+            )
 
     # --- feeds -------------------------------------------------------------------------
 

@@ -54,6 +54,19 @@ MIGRATIONS = [
         PRIMARY KEY (chat_id, story_id)
     );
     """,
+    # 2: each chat's digests (bot/digest.py): its daily time, time zone and language, the
+    # last digest posted (the next covers what came after), the day of the last daily one.
+    """
+    CREATE TABLE IF NOT EXISTS digests (
+        chat_id INTEGER PRIMARY KEY,
+        chat_type TEXT NOT NULL,
+        daily_at TEXT,
+        time_zone TEXT NOT NULL DEFAULT 'UTC',
+        lang TEXT,
+        last_at REAL,
+        last_day TEXT
+    );
+    """,
 ]
 
 
