@@ -23,8 +23,9 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, Tele
 from bot.answer import Citation
 from bot.render import render_citation
 from bot.state import State, Subscription
+from index.backend import IndexStore as Store
 from index.search import QueryEncoder
-from index.store import Store, StoredPassage
+from index.store import StoredPassage
 
 log = logging.getLogger(__name__)
 

@@ -168,10 +168,12 @@ class _UserError(Exception):
 def _engine(settings: Settings) -> Engine:
     from bot.engine import Engine
     from index.embedding import EmbeddingModelError
-    from index.store import StoreError
+    from index.store import DatabaseUnavailable, StoreError
 
     try:
         return Engine(settings)
+    except DatabaseUnavailable:
+        raise  # a server that is down is no fault of the command: exit 1, as for the state
     except (StoreError, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
 
@@ -228,10 +230,20 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         embedder = embedder_for(settings)
-        store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
+        if settings.database_url is not None:  # the index is in the database: cut in place
+            from bot.engine import open_index
+            from index.corpus import reindex_in_database
+
+            index = open_index(settings, embedder)
+            report = reindex_in_database(
+                index, settings.data_dir, embedder, progress=sys.stderr.isatty()
+            )
+            index.close()
+        else:
+            store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
+            store.close()
     except (RebuildInProgress, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
-    store.close()
     if settings.database_url is not None or settings.state_path.exists():
         _skip_reindexed_stories(settings)
     for error in report.errors:

@@ -19,7 +19,14 @@ from bot.answer import Answer, compose_answer
 from bot.config import Settings
 from bot.phrasing import Phraser
 from index.articles import Article, clean_text, load_articles
-from index.corpus import RebuildReport, open_store, rebuild_lock, rebuild_store
+from index.backend import IndexStore
+from index.corpus import (
+    RebuildReport,
+    open_store,
+    rebuild_lock,
+    rebuild_store,
+    reindex_in_database,
+)
 from index.dates import Period, question_period
 from index.embedding import Embedder, embedder_for
 from index.search import Fusion, Retrieval, Retriever, SearchFilters
@@ -53,7 +60,7 @@ def question_filters(
 
 def answer_questions(
     retriever: Retriever,
-    store: Store,
+    store: IndexStore,
     embedder: Embedder,
     settings: Settings,
     questions: Sequence[str],
@@ -105,7 +112,7 @@ def answer_questions(
     return [result for result in results if result is not None]
 
 
-def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Retriever:
+def build_retriever(settings: Settings, store: IndexStore, embedder: Embedder) -> Retriever:
     """The product's retriever: e5, fused with the signals the settings turn on."""
     fusion = Fusion(
         settings.lexical_weight,
@@ -131,6 +138,17 @@ def build_retriever(settings: Settings, store: Store, embedder: Embedder) -> Ret
     )
 
 
+def open_index(settings: Settings, embedder: Embedder) -> IndexStore:
+    """The index the settings name: PostgreSQL + pgvector when NEWSBOT_DATABASE_URL is set
+    (the bot's state is there too), else the data dir's SQLite + FAISS store."""
+    if settings.database_url is not None:
+        from index.pg_store import PgStore
+
+        url = settings.database_url.get_secret_value()
+        return PgStore(url, embedder.model_id, embedder.dim)
+    return open_store(settings.data_dir, embedder)
+
+
 class Engine:
     """Everything needed to answer questions from the data directory's index."""
 
@@ -138,7 +156,7 @@ class Engine:
         self.settings = settings
         self.embedder = embedder or embedder_for(settings)
         self._swap_lock = threading.Lock()
-        self._store: Store = open_store(settings.data_dir, self.embedder)
+        self._store: IndexStore = open_index(settings, self.embedder)
         self.phraser: Phraser | None = None
         if settings.llm_base_url:
             key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
@@ -147,7 +165,7 @@ class Engine:
             )
 
     @property
-    def store(self) -> Store:
+    def store(self) -> IndexStore:
         """The data dir's current store: after a reindex (by this process or any other)
         swapped a new one in, the next call gets the new one; the old one is closed once
         questions already running on it are done."""
@@ -155,12 +173,12 @@ class Engine:
         if store.retired:
             with self._swap_lock:
                 if self._store is store:
-                    log.info("the index in %s was rebuilt: reopening it", store.directory)
-                    self._install(open_store(self.settings.data_dir, self.embedder))
+                    log.info("the index in %s was rebuilt: reopening it", store.location)
+                    self._install(open_index(self.settings, self.embedder))
             store = self._store
         return store
 
-    def _install(self, new: Store) -> None:
+    def _install(self, new: IndexStore) -> None:
         """Swap `new` in (under _swap_lock); questions still reading the old one may go on
         for a while, so it is closed a little later."""
         old, self._store = self._store, new
@@ -168,7 +186,7 @@ class Engine:
         timer.daemon = True
         timer.start()
 
-    def _write(self, write: Callable[[Store], T]) -> T:
+    def _write(self, write: Callable[[IndexStore], T]) -> T:
         """Run a write on the current store; when a reindex swapped a new store in while
         the write waited for the lock, run it on the new one (it is never lost)."""
         for _ in range(3):
@@ -238,7 +256,7 @@ class Engine:
             self.prepare(self.store)
         return removed
 
-    def prepare(self, store: Store) -> None:
+    def prepare(self, store: IndexStore) -> None:
         """Compute what the first question would otherwise wait for: the second model's
         vectors of passages it has not seen (after an ingest, a poll or a rebuild)."""
         if self.settings.use_weight > 0:
@@ -249,8 +267,13 @@ class Engine:
     def reindex(
         self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None
     ) -> RebuildReport:
-        """Rebuild the whole index in a new folder, then swap it in for every reader."""
+        """Rebuild the whole index in a new folder, then swap it in for every reader (on
+        PostgreSQL: cut every article again in place, see pg_store.reindex_database)."""
         old = self.store
+        if not isinstance(old, Store):
+            report = reindex_in_database(old, self.settings.data_dir, self.embedder, progress)
+            self.prepare(old)
+            return report
         new_store, report = rebuild_store(
             self.settings.data_dir,
             self.embedder,

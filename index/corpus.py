@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from index.articles import Article, load_articles
+from index.backend import IndexStore
 from index.store import DB_NAME, IngestReport, PassageEncoder, Store
 
 log = logging.getLogger(__name__)
@@ -261,3 +262,25 @@ def _remove_abandoned_build(data_dir: Path) -> None:
     if building.exists() and not rebuild_running(data_dir):
         log.warning("removing %s left by an interrupted reindex", building)
         shutil.rmtree(building, ignore_errors=True)
+
+
+def reindex_in_database(
+    store: IndexStore, data_dir: Path, encoder: PassageEncoder, progress: bool = False
+) -> RebuildReport:
+    """A reindex of the PostgreSQL index: `articles/` and every article it holds cut again
+    in place (index.pg_store.reindex_database)."""
+    from index.pg_store import PgStore, reindex_database
+
+    if not isinstance(store, PgStore):
+        raise TypeError(f"not a database index: {store.location}")
+    started = time.monotonic()
+    loaded = load_articles([articles_dir(data_dir)]) if articles_dir(data_dir).exists() else None
+    report = reindex_database(store, loaded.articles if loaded else [], encoder, progress)
+    return RebuildReport(
+        articles=report.added + report.updated + report.unchanged,
+        passages=report.passages,
+        embedded=report.embedded,
+        reused=0,  # the embedding cache is the database's own: nothing is copied
+        seconds=time.monotonic() - started,
+        errors=(loaded.errors if loaded else []) + report.rejected,
+    )

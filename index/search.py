@@ -9,8 +9,9 @@ from typing import Protocol
 
 import numpy as np
 
+from index.backend import IndexStore
 from index.lexical import question_language
-from index.store import Store, StoredPassage
+from index.store import StoredPassage
 
 # Candidates drawn from each signal before fusion; also the sample each dense signal's
 # scores are standardised over.
@@ -120,12 +121,13 @@ def background(dense: Sequence[tuple[int, float]]) -> float:
 
 
 class Retriever:
-    """Dense retrieval over the store's FAISS index, fused with lexical (FTS5 BM25) and
-    second-model scores when `fusion` asks for them, with filters and a score floor."""
+    """Dense retrieval over the store's vector index (FAISS or pgvector), fused with lexical
+    (BM25) and second-model scores when `fusion` asks for them, with filters and a score
+    floor. The same for both backends (index/backend.py)."""
 
     def __init__(
         self,
-        store: Store,
+        store: IndexStore,
         encoder: QueryEncoder,
         k: int = 5,
         floor: float = 0.0,

@@ -125,6 +125,10 @@ class StoreRetired(StoreError):
     """A reindex swapped a new store in: writes must go to it, not to this one."""
 
 
+class DatabaseUnavailable(StoreError):
+    """The database in NEWSBOT_DATABASE_URL cannot be reached (down, wrong URL, refused)."""
+
+
 class DiskFullError(StoreError):
     """The disk (or the quota) holding the index is full: nothing of the write was kept."""
 
@@ -285,6 +289,33 @@ def stored_precision(vectors: np.ndarray) -> np.ndarray:
     """Vectors as they read back from the table, so that what a write puts in FAISS is what a
     rebuild from SQLite gives."""
     return np.asarray(vectors, dtype=np.float16).astype(np.float32)
+
+
+Chunked = list[tuple[Article, list[Passage], list[str]]]
+
+
+def chunk_articles(
+    articles: Sequence[Article], encoder: PassageEncoder, embed_quotes: bool
+) -> tuple[Chunked, list[str], dict[tuple[str, int], bytes]]:
+    """Each article's passages and their embedding texts; the quotable sentences to embed;
+    each passage's sentence list (by (article id, ordinal)): the concatenated sha256 digests
+    of its sentences, so a question reads them without re-cutting the article. The same
+    for both backends."""
+    chunked: Chunked = []
+    quotes: list[str] = []
+    sentence_lists: dict[tuple[str, int], bytes] = {}
+    for article in articles:
+        passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
+        texts = [passage_embedding_text(p.heading, p.text) for p in passages]
+        chunked.append((article, passages, texts))
+        if embed_quotes:
+            for p in passages:
+                said = [article.text[a:b] for a, b in quote_spans(article.text, p.start, p.end)]
+                quotes += said
+                sentence_lists[(article.id, p.ordinal)] = b"".join(
+                    hashlib.sha256(q.encode("utf-8")).digest() for q in said
+                )
+    return chunked, quotes, sentence_lists
 
 
 def body_hash(text: str) -> str:
@@ -727,22 +758,7 @@ class Store:
         report.unchanged += len(batch) - len(changed)
         if not changed:
             return
-        chunked: list[tuple[Article, list[Passage], list[str]]] = []
-        quotes: list[str] = []
-        # Each passage's quotable sentences, as the concatenated sha256 digests of their
-        # texts: a question reads them without re-cutting the article (`sentence_vectors`).
-        sentence_lists: dict[tuple[str, int], bytes] = {}
-        for article in changed:
-            passages = split_into_passages(article, encoder.count_tokens, encoder.max_tokens)
-            texts = [passage_embedding_text(p.heading, p.text) for p in passages]
-            chunked.append((article, passages, texts))
-            if self.embed_quotes:
-                for p in passages:
-                    said = [article.text[a:b] for a, b in quote_spans(article.text, p.start, p.end)]
-                    quotes += said
-                    sentence_lists[(article.id, p.ordinal)] = b"".join(
-                        hashlib.sha256(q.encode("utf-8")).digest() for q in said
-                    )
+        chunked, quotes, sentence_lists = chunk_articles(changed, encoder, self.embed_quotes)
         vectors, embedded = self._embed_missing(
             [t for _, _, texts in chunked for t in texts] + quotes, encoder
         )
@@ -1031,6 +1047,21 @@ class Store:
             log.warning("not caching %d vectors in %s: %s", len(rows), self.directory, exc)
             return False
         return True
+
+    def embedding_rows(self) -> Iterator[tuple[str, bytes]]:
+        """Every cached e5 vector (text hash, float16 blob): what another backend is seeded
+        with so that moving an index embeds nothing."""
+        yield from self._db.execute("SELECT text_hash, vector FROM embeddings")
+
+    def secondary_embedding_rows(self, model_id: str) -> Iterator[tuple[str, bytes]]:
+        """Every cached vector of the second model `model_id` (text hash, blob)."""
+        yield from self._db.execute(
+            "SELECT text_hash, vector FROM secondary_embeddings WHERE model_id = ?", (model_id,)
+        )
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
 
     def copy_embeddings_from(self, other: Store) -> int:
         """Seed this store's embedding cache from another built by the same model."""

