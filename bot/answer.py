@@ -21,6 +21,7 @@ from bot.answer_type import (
     QUANTITY,
     expected_answer_type,
 )
+from bot.corroboration import Corroboration
 from bot.quote_features import (
     FEATURES,
     Candidate,
@@ -72,6 +73,9 @@ class Citation:
     url: str | None
     quote: str
     score: float
+    # How many sources, languages and days the cited article's story spans (set by the
+    # engine, bot/corroboration.py; None where not computed).
+    story: Corroboration | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ class Answer:
     period: Period | None = None
     dated: bool = True
     phrased: bool = False  # `answer` was phrased by the configured model (bot/phrasing.py)
+    # A follow-up (bot/followup.py): the question of the answer it replied to, and whether
+    # its citations are from that answer's story (False: the story had nothing on it).
+    followup: str | None = None
+    in_story: bool = True
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -96,6 +104,9 @@ class Answer:
             if self.period is None
             else {"since": self.period.since, "until": self.period.until, "found": self.dated},
             "citations": [asdict(c) for c in self.citations],
+            "followup": None
+            if self.followup is None
+            else {"of": self.followup, "in_story": self.in_story},
         }
 
 

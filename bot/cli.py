@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qa.add_argument("bench_dir", type=Path, help="a folder with articles/ and questions.jsonl")
     qa.add_argument("--out", type=Path, help="write each answer (ask --json) to this file")
+    followups = bench_sub.add_parser(
+        "followups", help="two-turn conversations: the follow-up alone and as a reply"
+    )
+    followups.add_argument(
+        "conversations", type=Path, nargs="?", help="a JSONL set (default: bench/followups/)"
+    )
+    followups.add_argument("--articles", type=Path, help="a folder with articles/ (newsqa-dev)")
+    followups.add_argument("--out", type=Path, help="write each conversation's answers here")
     quality = bench_sub.add_parser("quality", help="the quality table over every public set")
     quality.add_argument("--split", choices=["dev", "test"], help="only this split")
     quality.add_argument("--sets", nargs="*", default=[], metavar="NAME", help="only these")
@@ -389,6 +397,12 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         from bench.qa import run_qa
 
         print(run_qa(args.bench_dir, settings, args.out))
+        return 0
+    if args.bench_command == "followups":
+        from bench.followups import DEFAULT_ARTICLES, DEFAULT_SET, run_followups
+
+        conversations, articles = args.conversations or DEFAULT_SET, args.articles
+        print(run_followups(settings, conversations, articles or DEFAULT_ARTICLES, args.out))
         return 0
     from index.embedding import embedder_for, model_slug
 

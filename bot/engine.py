@@ -17,6 +17,8 @@ from typing import TypeVar
 
 from bot.answer import Answer, compose_answer
 from bot.config import Settings
+from bot.corroboration import corroboration
+from bot.followup import Thread, answer_followup
 from bot.phrasing import Phraser
 from index.articles import Article, clean_text, load_articles
 from index.backend import IndexStore
@@ -112,6 +114,16 @@ def answer_questions(
     return [result for result in results if result is not None]
 
 
+def corroborated(store: IndexStore, answer: Answer) -> Answer:
+    """The answer with each citation's story: its sources, languages and days."""
+    if not answer.citations:
+        return answer
+    citations = [
+        dataclasses.replace(c, story=corroboration(store, c.article_id)) for c in answer.citations
+    ]
+    return dataclasses.replace(answer, citations=citations)
+
+
 def build_retriever(settings: Settings, store: IndexStore, embedder: Embedder) -> Retriever:
     """The product's retriever: e5, fused with the signals the settings turn on."""
     fusion = Fusion(
@@ -203,7 +215,7 @@ class Engine:
         store = self.store
         retriever = build_retriever(self.settings, store, self.embedder)
         answers = [
-            answer
+            corroborated(store, answer)
             for _, answer in answer_questions(
                 retriever, store, self.embedder, self.settings, questions, filters
             )
@@ -211,6 +223,19 @@ class Engine:
         if self.phraser is None:
             return answers
         return [self._phrased(a) if a.answered else a for a in answers]
+
+    def ask_followup(self, question: str, thread: Thread) -> Answer:
+        """A question replying to an answer: answered within that answer's story (see
+        bot/followup.py)."""
+        store = self.store
+        retriever = build_retriever(self.settings, store, self.embedder)
+        answer = corroborated(
+            store,
+            answer_followup(
+                retriever, store, self.embedder, self.settings, clean_text(question), thread
+            ),
+        )
+        return self._phrased(answer) if self.phraser is not None and answer.answered else answer
 
     def _phrased(self, answer: Answer) -> Answer:
         assert self.phraser is not None

@@ -16,11 +16,16 @@ from itertools import accumulate
 from urllib.parse import urlsplit
 
 from bot.answer import Answer, Citation
-from bot.texts import say
+from bot.corroboration import Corroboration
+from bot.texts import Html, say
 
 MAX_MESSAGE_UNITS = 4096
 MAX_TITLE_UNITS = 300
 MAX_SOURCE_UNITS = 80
+# A story line names the outlets of at most this many dispatches run more than once, and
+# at most this many outlets of each.
+MAX_DISPATCHES_NAMED = 2
+MAX_COPIES_NAMED = 3
 ELLIPSIS = "…"
 _BLOCK_SEPARATOR = "\n\n"
 _LINK = re.compile(r'<a href="([^"]*)">(.*?)</a>', re.DOTALL)
@@ -35,22 +40,27 @@ def utf16_len(text: str) -> int:
 def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> list[str]:
     """The messages that carry `answer`, in order, each within `limit` (plain text included)."""
     if not answer.answered or not answer.citations:
+        if answer.followup is not None:
+            return [say(lang, "followup_nothing")]
         if answer.period is not None:
             return [say(lang, "no_source_dated", period=str(answer.period))]
         return [say(lang, "no_source")]
     blocks: list[str] = []
+    if answer.followup is not None and not answer.in_story:
+        blocks.append(say(lang, "followup_elsewhere"))
     if answer.period is not None and not answer.dated:
         blocks.append(say(lang, "other_dates", period=str(answer.period)))
     first_quote = answer.citations[0].quote.strip()
     if answer.answer.strip() and answer.answer.strip() != first_quote:
         blocks.append(_fit(lambda cut: f"<b>{_escape(cut)}</b>", answer.answer.strip(), limit))
-    blocks += [render_citation(c, limit) for c in answer.citations]
+    blocks += [render_citation(c, limit, lang) for c in answer.citations]
     return pack_blocks(blocks, limit)
 
 
-def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS) -> str:
+def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS, lang: str = "en") -> str:
     """One numbered citation: its title (linked when the URL is http(s)), source and date,
-    then the quote; the quote is shortened until the whole fits in `limit`."""
+    then the quote, then its story's corroboration (`render_story`); the quote is shortened
+    until the whole fits in `limit`."""
     title = _escape(_shorten(citation.title.strip(), MAX_TITLE_UNITS) or "—")
     if citation.url and is_web_url(citation.url):
         title = f'<a href="{html.escape(citation.url, quote=True)}">{title}</a>'
@@ -60,11 +70,75 @@ def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS) -> str:
         if x
     )
     head = f"<b>{citation.n}.</b> {title}" + (f" — {origin}" if origin else "")
+    story = "" if citation.story is None else f"\n<i>{render_story(citation.story, lang)}</i>"
     return _fit(
-        lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>",
+        lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>{story}",
         citation.quote.strip(),
         limit,
     )
+
+
+def render_story(story: Corroboration, lang: str) -> str:
+    """One line on a citation's story: "Story: 3 sources, 2 languages, 12–14 Sept 2023",
+    then the outlets that ran copies of one dispatch (HTML, every name escaped)."""
+    count = len(story.sources)
+    languages = max(1, len(story.languages))
+    parts: list[str] = [
+        say(lang, "story_sources_one" if count == 1 else "story_sources_many", count=count),
+        say(lang, "story_languages_one" if languages == 1 else "story_languages_many",
+            count=languages),
+    ]  # fmt: skip
+    dates = date_span(story.first_date, story.last_date, lang)
+    if dates:
+        parts.append(_escape(dates))
+    summary = ", ".join(parts)
+    for dispatch in story.copies[:MAX_DISPATCHES_NAMED]:
+        names = ", ".join(
+            _shorten(s, MAX_SOURCE_UNITS) for s in dispatch.sources[:MAX_COPIES_NAMED]
+        )
+        if len(dispatch.sources) == 1:  # one outlet ran it more than once
+            names += f" ×{len(dispatch.article_ids)}"
+        elif len(dispatch.sources) > MAX_COPIES_NAMED:
+            names += ", …"
+        summary += " · " + say(lang, "story_copies", names=names)
+    return say(lang, "story", summary=Html(summary))
+
+
+def date_span(first: str | None, last: str | None, lang: str) -> str:
+    """Publication dates as a reader says them: "12 Sept 2023", "12–14 Sept 2023",
+    "30 Aug – 2 Sept 2023", "Oct 2013" (each as precise as the articles give it)."""
+    if not first or not last:
+        return ""
+    months = say(lang, "months").split()
+    a, b = _date_parts(first), _date_parts(last)
+    if a is None or b is None:
+        return first if first == last else f"{first} – {last}"
+
+    def written(year: int, month: int | None, day: int | None, with_year: bool = True) -> str:
+        text = " ".join(
+            str(x) for x in (day, months[month - 1] if month else None) if x is not None
+        )
+        return f"{text} {year}".strip() if with_year else text
+
+    if a == b:
+        return written(*a)
+    if a[2] and b[2] and a[:2] == b[:2]:  # one month: "12–14 Sept 2023"
+        return f"{a[2]}–{written(*b)}"
+    if a[2] and b[2] and a[0] == b[0]:  # one year: "30 Aug – 2 Sept 2023"
+        return f"{written(*a, with_year=False)} – {written(*b)}"
+    return f"{written(*a)} – {written(*b)}"
+
+
+def _date_parts(date: str) -> tuple[int, int | None, int | None] | None:
+    """(year, month, day) of an ISO date as precise as it is written, or None."""
+    match = re.match(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", date)
+    if match is None:
+        return None
+    year, month, day = (int(g) if g else None for g in match.groups())
+    assert year is not None
+    if month is not None and not 1 <= month <= 12:
+        return None
+    return year, month, day
 
 
 def pack_blocks(blocks: Sequence[str], limit: int = MAX_MESSAGE_UNITS) -> list[str]:

@@ -29,12 +29,32 @@ _TEXTS: dict[str, dict[str, str]] = {
         "(<i>in September 2023</i>) to hear from the news of that date first.",
         "how_group": "In a group: <code>/ask your question</code>, reply to one of my "
         "messages, or mention {username}.",
-        "help_more": "Commands: /ask, /subscribe, /subscriptions, /help.",
+        "help_more": "Commands: /ask, /subscribe, /subscriptions, /help.\n"
+        "<code>/timeline topic</code> (or <i>what happened since July 2024 in Iceland?</i>): the "
+        "story's dated quotes, oldest first.\n"
+        "<code>/digest</code>: the top stories of this chat's topics since its last digest; "
+        "<code>/digest daily 08:00 Europe/Paris</code> posts it every day (UTC unless you name "
+        "a time zone), <code>/digest off</code> stops it, <code>/digest status</code> tells.",
         "no_source": "I found nothing on this in the news I have indexed, so I can't answer "
         "it. Try other words, or another subject.",
         "no_source_dated": "I found nothing on this in the news I have indexed dated {period}, "
         "so I can't answer it. Try without the date, or other words.",
         "other_dates": "Nothing dated {period} answers this; from other dates:",
+        "followup_elsewhere": "Nothing in the story you replied to answers this. From all "
+        "the news I have indexed:",
+        "followup_nothing": "Nothing in the story you replied to answers this, nor anything "
+        "else in the news I have indexed.",
+        "how_followup": "<b>Follow-ups</b>\nReply to one of my answers to ask more about "
+        "its story (<i>and when?</i>, <i>how many were hurt?</i>): I answer from that story's "
+        "articles. Under each quote I say how many sources, languages and days its story "
+        "spans; copies of one wire dispatch count as one source.",
+        "story": "Story: {summary}",
+        "story_sources_one": "1 source",
+        "story_sources_many": "{count} sources",
+        "story_languages_one": "1 language",
+        "story_languages_many": "{count} languages",
+        "story_copies": "{names}: copies of one dispatch, counted once",
+        "months": "Jan Feb Mar Apr May June July Aug Sept Oct Nov Dec",
         "empty_question": "Ask me a question after the command, e.g. "
         "<code>/ask who denied signing an accord?</code>",
         "empty_private": "Write your question as a text message.",
@@ -68,6 +88,44 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_addfeed": "Follow an RSS or Atom feed (admins)",
         "cmd_ingest": "Index one article page (admins)",
         "cmd_remove": "Take an article out of the index (admins)",
+        "cmd_digest": "Top stories of this chat's topics; daily digest",
+        "cmd_timeline": "How a story developed, oldest first",
+        "digest_usage": "<code>/digest</code> posts the top stories of this chat's topics since "
+        "its last digest. <code>/digest daily 08:00 Europe/Paris</code> posts it every day at "
+        "that time (UTC unless you name a time zone), <code>/digest off</code> stops that, "
+        "<code>/digest status</code> tells.",
+        "digest_bad_time": "I can't read {time} as a time of day: write it as HH:MM, e.g. "
+        "<code>/digest daily 08:00</code>.",
+        "digest_bad_zone": "I don't know the time zone {zone}: name it as in the tz database, "
+        "e.g. <code>Europe/Paris</code>, <code>America/New_York</code> or <code>UTC</code>.",
+        "digest_not_chat_admin": "Sorry, only this group's administrators can post or set its "
+        "digest.",
+        "digest_daily_set": "Daily digest: every day at {time} ({zone}), from today.",
+        "digest_daily_set_tomorrow": "Daily digest: every day at {time} ({zone}), from tomorrow.",
+        "digest_daily_at": "Daily digest: every day at {time} ({zone}).",
+        "digest_no_daily": "No daily digest here: <code>/digest daily 08:00</code> sets one.",
+        "digest_off": "Daily digest stopped. <code>/digest</code> still posts one on demand.",
+        "digest_last": "Last digest: {when}.",
+        "digest_no_topics": "This chat follows no topic, so I have nothing to digest. Subscribe "
+        "first, e.g. <code>/subscribe floods in Europe</code>, then ask for <code>/digest</code>.",
+        "digest_header": "📰 <b>Digest</b>: {count} {stories} on this chat's topics since {since}.",
+        "digest_header_first": "📰 <b>Digest</b>: {count} {stories} on this chat's topics in the "
+        "last 24 hours (this chat's first digest).",
+        "digest_new_one": "new story",
+        "digest_new_many": "new stories",
+        "digest_story_one": "story",
+        "digest_story_many": "stories",
+        "digest_nothing": "Nothing new on this chat's topics since {since}.",
+        "digest_nothing_first": "Nothing on this chat's topics in the last 24 hours (this "
+        "chat's first digest).",
+        "timeline_usage": "Tell me the story after the command, e.g. "
+        "<code>/timeline eruption in Iceland</code>.",
+        "timeline_header": "🕰 <b>{topic}</b>: how it developed, oldest first.",
+        "timeline_header_since": "🕰 <b>{topic}</b> since {since}, oldest first.",
+        "timeline_undated": "<i>Undated articles:</i>",
+        "timeline_nothing": "I found nothing on {topic} in the news I have indexed.",
+        "timeline_nothing_since": "I found nothing on {topic} dated {since} or later in the news "
+        "I have indexed.",
         "subscribe_usage": "Tell me the topic after the command, in a few words or a sentence, "
         "e.g. <code>/subscribe floods in Germany</code>",
         "topic_too_long": "A topic is at most {limit} characters long; yours has {length}.",
@@ -127,12 +185,35 @@ _TEXTS: dict[str, dict[str, str]] = {
         "un jour (<i>en septembre 2023</i>) pour entendre d'abord les nouvelles de cette date.",
         "how_group": "Dans un groupe : <code>/ask votre question</code>, répondez à l'un de "
         "mes messages, ou mentionnez {username}.",
-        "help_more": "Commandes : /ask, /subscribe, /subscriptions, /help.",
+        "help_more": "Commandes : /ask, /subscribe, /subscriptions, /help.\n"
+        "<code>/timeline sujet</code> (ou <i>que s'est-il passé depuis juillet 2024 en "
+        "Islande ?</i>) : les citations datées de l'histoire, de la plus ancienne à la plus "
+        "récente.\n"
+        "<code>/digest</code> : les principales nouvelles des sujets de ce chat depuis son "
+        "dernier résumé ; <code>/digest daily 08:00 Europe/Paris</code> le publie chaque jour "
+        "(en UTC si vous ne nommez pas de fuseau), <code>/digest off</code> l'arrête, "
+        "<code>/digest status</code> dit où il en est.",
         "no_source": "Je n'ai rien trouvé à ce sujet dans les articles indexés, je ne peux "
         "donc pas répondre. Essayez d'autres mots, ou un autre sujet.",
         "no_source_dated": "Je n'ai rien trouvé à ce sujet dans les articles indexés datés "
         "{period}, je ne peux donc pas répondre. Essayez sans la date, ou avec d'autres mots.",
         "other_dates": "Rien de daté {period} n'y répond ; à d'autres dates :",
+        "followup_elsewhere": "Rien dans le sujet auquel vous répondez n'y répond. Dans "
+        "l'ensemble des articles indexés :",
+        "followup_nothing": "Rien dans le sujet auquel vous répondez n'y répond, ni ailleurs "
+        "dans les articles indexés.",
+        "how_followup": "<b>Questions de suite</b>\nRépondez à l'une de mes réponses pour en "
+        "savoir plus sur son sujet (<i>et quand ?</i>, <i>combien de blessés ?</i>) : je "
+        "réponds avec les articles de ce sujet. Sous chaque citation, je dis combien de "
+        "sources, de langues et de jours couvre son sujet ; les copies d'une même dépêche "
+        "comptent pour une source.",
+        "story": "Sujet : {summary}",
+        "story_sources_one": "1 source",
+        "story_sources_many": "{count} sources",
+        "story_languages_one": "1 langue",
+        "story_languages_many": "{count} langues",
+        "story_copies": "{names} : copies d'une même dépêche, comptées une fois",
+        "months": "janv. févr. mars avr. mai juin juil. août sept. oct. nov. déc.",
         "empty_question": "Posez votre question après la commande, par exemple "
         "<code>/ask qui a nié la signature d'un accord ?</code>",
         "empty_private": "Écrivez votre question dans un message texte.",
@@ -167,6 +248,51 @@ _TEXTS: dict[str, dict[str, str]] = {
         "cmd_addfeed": "Suivre un flux RSS ou Atom (admins)",
         "cmd_ingest": "Indexer une page d'article (admins)",
         "cmd_remove": "Retirer un article de l'index (admins)",
+        "cmd_digest": "Nouvelles des sujets suivis ; résumé quotidien",
+        "cmd_timeline": "Comment une histoire a évolué, dans l'ordre",
+        "digest_usage": "<code>/digest</code> publie les principales nouvelles des sujets de ce "
+        "chat depuis son dernier résumé. <code>/digest daily 08:00 Europe/Paris</code> le publie "
+        "chaque jour à cette heure (en UTC si vous ne nommez pas de fuseau), "
+        "<code>/digest off</code> l'arrête, <code>/digest status</code> dit où il en est.",
+        "digest_bad_time": "Je ne lis pas {time} comme une heure : écrivez-la HH:MM, par exemple "
+        "<code>/digest daily 08:00</code>.",
+        "digest_bad_zone": "Je ne connais pas le fuseau horaire {zone} : nommez-le comme dans la "
+        "base tz, par exemple <code>Europe/Paris</code>, <code>America/Montreal</code> ou "
+        "<code>UTC</code>.",
+        "digest_not_chat_admin": "Désolé, seuls les administrateurs de ce groupe peuvent publier "
+        "ou régler son résumé.",
+        "digest_daily_set": "Résumé quotidien : chaque jour à {time} ({zone}), dès aujourd'hui.",
+        "digest_daily_set_tomorrow": "Résumé quotidien : chaque jour à {time} ({zone}), à partir "
+        "de demain.",
+        "digest_daily_at": "Résumé quotidien : chaque jour à {time} ({zone}).",
+        "digest_no_daily": "Pas de résumé quotidien ici : <code>/digest daily 08:00</code> en "
+        "règle un.",
+        "digest_off": "Résumé quotidien arrêté. <code>/digest</code> en publie toujours un à la "
+        "demande.",
+        "digest_last": "Dernier résumé : {when}.",
+        "digest_no_topics": "Ce chat ne suit aucun sujet : je n'ai rien à résumer. Abonnez-le "
+        "d'abord, par exemple <code>/subscribe inondations en Europe</code>, puis demandez "
+        "<code>/digest</code>.",
+        "digest_header": "📰 <b>Résumé</b> : {count} {stories} sur les sujets de ce chat depuis "
+        "{since}.",
+        "digest_header_first": "📰 <b>Résumé</b> : {count} {stories} sur les sujets de ce chat "
+        "ces dernières 24 heures (son premier résumé).",
+        "digest_new_one": "nouvelle histoire",
+        "digest_new_many": "nouvelles histoires",
+        "digest_story_one": "histoire",
+        "digest_story_many": "histoires",
+        "digest_nothing": "Rien de nouveau sur les sujets de ce chat depuis {since}.",
+        "digest_nothing_first": "Rien sur les sujets de ce chat ces dernières 24 heures (son "
+        "premier résumé).",
+        "timeline_usage": "Donnez l'histoire après la commande, par exemple "
+        "<code>/timeline éruption en Islande</code>.",
+        "timeline_header": "🕰 <b>{topic}</b> : son déroulement, du plus ancien au plus récent.",
+        "timeline_header_since": "🕰 <b>{topic}</b> depuis le {since}, du plus ancien au plus "
+        "récent.",
+        "timeline_undated": "<i>Articles sans date :</i>",
+        "timeline_nothing": "Je n'ai rien trouvé sur {topic} dans l'actualité indexée.",
+        "timeline_nothing_since": "Je n'ai rien trouvé sur {topic} daté du {since} ou après dans "
+        "l'actualité indexée.",
         "subscribe_usage": "Donnez le sujet après la commande, en quelques mots ou une phrase, "
         "par exemple <code>/subscribe inondations en Allemagne</code>",
         "topic_too_long": "Un sujet fait au plus {limit} caractères ; le vôtre en fait {length}.",
@@ -214,9 +340,26 @@ _TEXTS: dict[str, dict[str, str]] = {
 }
 
 # Command menus: which commands each kind of chat shows (descriptions come from _TEXTS).
-PRIVATE_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help", "start")
-GROUP_COMMANDS = ("ask", "subscriptions", "help")
-GROUP_ADMIN_COMMANDS = ("ask", "subscribe", "unsubscribe", "subscriptions", "help")
+PRIVATE_COMMANDS = (
+    "ask",
+    "timeline",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+    "digest",
+    "help",
+    "start",
+)
+GROUP_COMMANDS = ("ask", "timeline", "subscriptions", "help")
+GROUP_ADMIN_COMMANDS = (
+    "ask",
+    "timeline",
+    "subscribe",
+    "unsubscribe",
+    "subscriptions",
+    "digest",
+    "help",
+)
 ADMIN_COMMANDS = (
     *PRIVATE_COMMANDS,
     "reindex",

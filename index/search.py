@@ -89,8 +89,12 @@ class SearchFilters:
     since: str | None = None
     until: str | None = None
     sources: tuple[str, ...] = ()
+    # Only these articles' passages: a follow-up keeps to the story it replies to.
+    articles: tuple[str, ...] = ()
 
     def accepts(self, passage: StoredPassage) -> bool:
+        if self.articles and passage.article.id not in self.articles:
+            return False
         date = passage.article.date
         if self.since and (date is None or date[: len(self.since)] < self.since):
             return False
@@ -202,9 +206,21 @@ class Retriever:
         """Each question's best `depth` passages among those the filters accept (FAISS
         searches only them, exactly, however many there are), or None without filters. A
         dated question thus finds its passages however many better ones other dates have."""
-        if filters is None or not (filters.since or filters.until or filters.sources):
+        if filters is None or not (
+            filters.since or filters.until or filters.sources or filters.articles
+        ):
             return None
-        ids = self.store.passage_ids_matching(filters.since, filters.until, filters.sources)
+        if filters.articles:
+            ids = sorted(
+                {p.id for a in filters.articles for p in self.store.article_passages(a)[0]}
+            )
+            if filters.since or filters.until or filters.sources:
+                matching = set(
+                    self.store.passage_ids_matching(filters.since, filters.until, filters.sources)
+                )
+                ids = [i for i in ids if i in matching]
+        else:
+            ids = self.store.passage_ids_matching(filters.since, filters.until, filters.sources)
         if not ids:
             return [[] for _ in range(len(vectors))]
         return self.store.search_vectors(vectors, depth, among=ids)
