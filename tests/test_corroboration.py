@@ -16,12 +16,19 @@ from tests.story_news import FERRY, FERRY_COPY, FERRY_FR, FERRY_TEXT, STORIES, T
 from tests.telegram.bot_harness import engine_for, make_data_dir
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    cache_dir: Path,
+    embedder: Any,
 ) -> Iterator[Engine]:
+    """The stories indexed in each backend: SQLite + FAISS files, or PostgreSQL."""
     data = make_data_dir(tmp_path_factory.mktemp("corroboration"), STORIES)
-    engine = engine_for(data, cache_dir, embedder)
+    url = (
+        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
+    )
+    engine = engine_for(data, cache_dir, embedder, database_url=url)
     yield engine
     engine.close()
 
