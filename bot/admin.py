@@ -12,6 +12,7 @@ from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes
 
 from bot.handlers import engine_of, send_replies, settings_of, state_of
+from bot.jobs import NEWS, holding_job
 from bot.rounds import restart_watermark, round_lock
 from bot.texts import language_of, say
 from index.corpus import RebuildInProgress, RebuildReport
@@ -73,11 +74,16 @@ async def _run_reindex(
 
     engine = engine_of(context)
     try:
-        # No round meanwhile: a poll would write into the index being replaced, and the
-        # rebuilt index dates every story from now, which the watermark must skip.
-        async with round_lock(context):
+        # No round meanwhile, here or in another replica: a poll would write into the index
+        # being replaced, and the rebuilt index dates every story from now, which the
+        # watermark must skip. The round's job may be held by another replica: wait for it.
+        state, seconds = state_of(context), settings_of(context).job_lease_seconds
+        async with (
+            round_lock(context),
+            holding_job(state, NEWS, seconds, wait_s=float("inf")),
+        ):
             report = await asyncio.to_thread(engine.reindex, on_progress=on_progress)
-            await asyncio.to_thread(restart_watermark, state_of(context))
+            await asyncio.to_thread(restart_watermark, state)
     except RebuildInProgress:
         await reporter.finish(say(lang, "reindex_busy"))
     except Exception as exc:

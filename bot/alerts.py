@@ -21,6 +21,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest, ChatMigrated, Forbidden, RetryAfter, TelegramError
 
 from bot.answer import Citation
+from bot.jobs import HeldJob
 from bot.render import render_citation
 from bot.state import State, Subscription
 from index.backend import IndexStore as Store
@@ -149,13 +150,20 @@ class DeliveryReport:
     skipped: int = 0
     paused_chats: int = 0
     failed: int = 0
+    stopped: bool = False  # the job's lease may have run out: the rest is left to the next round
 
 
 async def deliver_alerts(
-    bot: Bot, state: State, matches: Sequence[AlertMatch], max_retries: int = 5
+    bot: Bot,
+    state: State,
+    matches: Sequence[AlertMatch],
+    max_retries: int = 5,
+    job: HeldJob | None = None,
 ) -> DeliveryReport:
-    """Post each match once: claimed in the state DB first (at most once, across restarts),
-    then sent; a chat that blocked or removed the bot has its subscriptions paused."""
+    """Post each match once: claimed in the state DB first (once per chat, across restarts
+    and replicas), then sent; a chat that blocked or removed the bot has its subscriptions
+    paused. In a `job`, claims are made only while its lease surely runs, and a claim left
+    undelivered (this process killed) is taken over by whoever holds the job next."""
     report = DeliveryReport()
     paused: set[int] = set()
     migrated: dict[int, int] = {}  # group id -> its supergroup's, learnt while sending
@@ -164,6 +172,10 @@ async def deliver_alerts(
         if chat_id in paused:
             report.skipped += 1
             continue
+        if job is not None and not job.held():
+            log.warning("the %r job's lease may have run out: leaving the alerts left", job.name)
+            report.stopped = True
+            break
         if not await asyncio.to_thread(
             state.claim_alert,
             chat_id,
@@ -171,6 +183,7 @@ async def deliver_alerts(
             match.passage.article.id,
             match.subscription.id,
             match.score,
+            job.name if job is not None else None,
         ):
             report.skipped += 1
             continue

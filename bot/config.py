@@ -182,6 +182,12 @@ class Settings(BaseSettings):
     poll_interval_minutes: float = Field(
         15.0, ge=0, description="minutes between two feed polls in the bot (0: no polling)"
     )
+    job_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="how long a replica's hold on the feed poll and alert round lasts unless "
+        "renewed: a replica killed in a round delays the next one this long at most",
+    )
     retention_days: int = Field(
         0,
         ge=0,

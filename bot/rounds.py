@@ -5,6 +5,10 @@ Alerts are found in the store, not in what the poll returned, so articles that
 `newsbot poll` or `newsbot ingest` add from another process are alerted too. The watermark
 moves only after delivery: a round that fails is done again, and the claims in the state
 database keep every alert to once per chat.
+
+Replicas sharing one state all schedule the round; whichever takes the job (bot/jobs.py)
+runs it, the others skip it. A replica killed in a round holds the job until its lease runs
+out; the next round starts again from the watermark and takes over its undelivered claims.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from bot.alerts import (
 from bot.config import Settings
 from bot.engine import Engine
 from bot.handlers import engine_of, settings_of, state_of
+from bot.jobs import NEWS, HeldJob, holding_job
 from bot.poll import poll_feeds
 from bot.state import State
 
@@ -56,19 +61,24 @@ def round_lock(context: ContextTypes.DEFAULT_TYPE) -> asyncio.Lock:
 
 
 async def news_round(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """The job: poll every feed, then alert; skipped while the previous round still runs."""
+    """The job: poll every feed, then alert; skipped while the previous round still runs,
+    here or in another replica."""
     lock = round_lock(context)
     if lock.locked():
         log.info("the previous round (or a feed's first poll) is still running: skipping")
         return
     async with lock:
         engine, state, settings = engine_of(context), state_of(context), settings_of(context)
-        if settings.feeds or len(await asyncio.to_thread(state.feeds)) > 0:
-            try:
-                await asyncio.to_thread(poll_feeds, engine, state, settings)
-            except Exception:
-                log.exception("the feed poll failed; alerting about what is indexed already")
-        await run_alert_round(context.bot, engine, state, settings)
+        async with holding_job(state, NEWS, settings.job_lease_seconds) as job:
+            if job is None:
+                log.debug("another replica runs this round")
+                return
+            if settings.feeds or len(await asyncio.to_thread(state.feeds)) > 0:
+                try:
+                    await asyncio.to_thread(poll_feeds, engine, state, settings)
+                except Exception:
+                    log.exception("the feed poll failed; alerting about what is indexed already")
+            await run_alert_round(context.bot, engine, state, settings, job)
 
 
 def alert_thresholds(settings: Settings) -> AlertThresholds:
@@ -80,10 +90,11 @@ def alert_thresholds(settings: Settings) -> AlertThresholds:
 
 
 async def run_alert_round(
-    bot: Bot, engine: Engine, state: State, settings: Settings
+    bot: Bot, engine: Engine, state: State, settings: Settings, job: HeldJob | None = None
 ) -> DeliveryReport:
     """Match the stories indexed since the last round against every subscription, post
-    the matches, then move the watermark past those stories."""
+    the matches, then move the watermark past those stories (not when the `job` was lost
+    meanwhile: its holder now does the round again)."""
 
     def find() -> tuple[list[AlertMatch], float]:
         store = engine.store
@@ -100,7 +111,9 @@ async def run_alert_round(
         return matches, watermark
 
     matches, watermark = await asyncio.to_thread(find)
-    report = await deliver_alerts(bot, state, matches)
+    report = await deliver_alerts(bot, state, matches, job=job)
+    if report.stopped or (job is not None and not job.held()):
+        return report
     await asyncio.to_thread(state.put, WATERMARK, repr(watermark))
     if matches:
         log.info(

@@ -3,8 +3,9 @@ others (a barrier before each claim) and reports the ones it won."""
 
 from __future__ import annotations
 
+import time
 from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Barrier
+from multiprocessing.synchronize import Barrier, Event
 from pathlib import Path
 
 from bot.state import SqliteState, State
@@ -32,3 +33,16 @@ def claim_in_step(
         won.put((replica, claimed))
     finally:
         state.close()
+
+
+def hold_job_then_hang(
+    where: str, job: str, seconds: float, claims: list[tuple[int, str]], holding: Event
+) -> None:
+    """A replica that takes `job`, claims alerts and hangs before sending them: the test
+    kills it (-9) there, leaving its lease and its undelivered claims behind."""
+    state = open_replica_state(where)
+    assert state.acquire_job(job, seconds)
+    for chat, story in claims:
+        assert state.claim_alert(chat, story, f"a-{story}", 1, 0.9, job)
+    holding.set()
+    time.sleep(600)

@@ -7,6 +7,9 @@ and its schema, so both behave the same by construction and one test suite runs 
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
@@ -51,6 +54,23 @@ class SentAlert:
     score: float | None
     sent_at: float
     delivered: bool
+    claimed_by: str | None = None  # the State (replica) whose claim stands
+
+
+@dataclass(frozen=True)
+class JobLease:
+    """Who runs a recurring job (the feed poll and alert round) until when, in the
+    database's clock (seconds since the epoch)."""
+
+    job: str
+    holder: str
+    expires_at: float
+
+
+def replica_id() -> str:
+    """A name for one State in leases and claims: host and process, to find it in logs,
+    and a random part, so a restarted process (same pid in a container) is another one."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 @dataclass(frozen=True)
@@ -78,7 +98,16 @@ class Transaction(Protocol):
 
 class State(ABC):
     """The state's operations; `bot.state.open_state` picks the backend from the settings.
-    Safe to share between threads; every write is one short transaction."""
+    Safe to share between threads; every write is one short transaction. Each State is one
+    replica to the others: `holder` names it in job leases and alert claims."""
+
+    def __init__(self) -> None:
+        self.holder = replica_id()
+
+    def _now(self, tx: Transaction) -> float:
+        """The clock leases are measured in: this machine's for a file; a server's own for
+        a database that replicas on several machines share (their clocks may differ)."""
+        return time.time()
 
     @abstractmethod
     def _transaction(self) -> AbstractContextManager[Transaction]:
@@ -190,18 +219,36 @@ class State(ABC):
     # --- alerts ------------------------------------------------------------------------
 
     def claim_alert(
-        self, chat_id: int, story_id: str, article_id: str, subscription_id: int, score: float
+        self,
+        chat_id: int,
+        story_id: str,
+        article_id: str,
+        subscription_id: int,
+        score: float,
+        job: str | None = None,
     ) -> bool:
         """Record an alert before sending it; False when the chat already had this story.
-        Claiming first makes alerts at-most-once, also across crashes, restarts and bot
-        processes sharing one database: the primary key (chat, story) decides."""
+        The primary key (chat, story) decides, across restarts and bot processes sharing one
+        database. A claim made in a `job` this State holds (see acquire_job) stays this
+        replica's while its lease runs; left undelivered after the lease ended (the replica
+        was killed or stopped between claiming and Telegram taking the message), it is
+        taken over by the next claim: nothing lost. A claim outside a job is final."""
         with self._transaction() as tx:
+            now = self._now(tx)
             claimed = tx.execute(
                 "INSERT INTO alerts_sent (chat_id, story_id, article_id, subscription_id, "
-                "score, sent_at) VALUES (?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (chat_id, story_id) DO NOTHING",
-                (chat_id, story_id, article_id, subscription_id, score, time.time()),
-            )
+                "score, sent_at, claimed_by) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (chat_id, story_id) DO UPDATE SET "
+                "article_id = excluded.article_id, subscription_id = excluded.subscription_id, "
+                "score = excluded.score, sent_at = excluded.sent_at, "
+                "claimed_by = excluded.claimed_by "
+                "WHERE alerts_sent.delivered = FALSE AND alerts_sent.claimed_by IS NOT NULL "
+                "AND alerts_sent.claimed_by <> ? "
+                "AND NOT EXISTS (SELECT 1 FROM job_leases WHERE "
+                "job_leases.holder = alerts_sent.claimed_by AND job_leases.expires_at > ?)",
+                (chat_id, story_id, article_id, subscription_id, score, time.time(),
+                 self.holder if job else None, self.holder, now),
+            )  # fmt: skip
             return claimed == 1
 
     def mark_delivered(self, chat_id: int, story_id: str) -> None:
@@ -213,8 +260,8 @@ class State(ABC):
 
     def alerts(self, chat_id: int | None = None) -> list[SentAlert]:
         sql = (
-            "SELECT chat_id, story_id, article_id, subscription_id, score, sent_at, delivered "
-            "FROM alerts_sent"
+            "SELECT chat_id, story_id, article_id, subscription_id, score, sent_at, delivered, "
+            "claimed_by FROM alerts_sent"
         )
         args: tuple[object, ...] = ()
         if chat_id is not None:
@@ -223,7 +270,7 @@ class State(ABC):
         return [
             SentAlert(
                 r["chat_id"], r["story_id"], r["article_id"], r["subscription_id"], r["score"],
-                r["sent_at"], bool(r["delivered"]),
+                r["sent_at"], bool(r["delivered"]), r["claimed_by"],
             )
             for r in self._fetch(sql + " ORDER BY sent_at, story_id", args)
         ]  # fmt: skip
@@ -294,6 +341,35 @@ class State(ABC):
                 "ON CONFLICT (chat_id) DO UPDATE SET last_at = excluded.last_at",
                 (chat_id, chat_type, at),
             )
+
+    # --- jobs --------------------------------------------------------------------------
+
+    def acquire_job(self, job: str, seconds: float) -> bool:
+        """Take `job` for `seconds` (or extend this State's own lease): True unless another
+        replica's lease on it is still running. A replica that dies holding it blocks the
+        job for at most `seconds`; one that stops releases it."""
+        with self._transaction() as tx:
+            now = self._now(tx)
+            return (
+                tx.execute(
+                    "INSERT INTO job_leases (job, holder, expires_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (job) DO UPDATE SET holder = excluded.holder, "
+                    "expires_at = excluded.expires_at "
+                    "WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= ?",
+                    (job, self.holder, now + seconds, now),
+                )
+                == 1
+            )
+
+    def release_job(self, job: str) -> None:
+        """Give `job` up (if this State holds it), so another replica may take it at once."""
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM job_leases WHERE job = ? AND holder = ?", (job, self.holder))
+
+    def job_lease(self, job: str) -> JobLease | None:
+        """The lease on `job`, running or expired; None when nobody took it or it was given up."""
+        rows = self._fetch("SELECT job, holder, expires_at FROM job_leases WHERE job = ?", (job,))
+        return JobLease(rows[0]["job"], rows[0]["holder"], rows[0]["expires_at"]) if rows else None
 
     # --- feeds -------------------------------------------------------------------------
 

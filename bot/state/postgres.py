@@ -15,7 +15,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from bot.state.base import Row, State, pending_migrations
+from bot.state.base import Row, State, Transaction, pending_migrations
 from index.store import StoreError
 
 COMPONENT = "state"
@@ -82,6 +82,16 @@ MIGRATIONS = [
         last_day TEXT
     );
     """,
+    # 3: who runs the feed poll and alert round (bot/rounds.py) until when, and which
+    # replica's claim an alert is, so a claim left undelivered by a dead replica is taken over.
+    """
+    CREATE TABLE IF NOT EXISTS job_leases (
+        job TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL
+    );
+    ALTER TABLE alerts_sent ADD COLUMN claimed_by TEXT;
+    """,
 ]
 
 
@@ -118,6 +128,7 @@ class PostgresState(State):
     take one for a statement or two, and a connection the server dropped is replaced."""
 
     def __init__(self, url: str, max_connections: int = 4) -> None:
+        super().__init__()
         self._where = describe(url)
         options: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_S, "application_name": APP}
         try:
@@ -165,6 +176,12 @@ class PostgresState(State):
                     "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                     (COMPONENT, version),
                 )
+
+    def _now(self, tx: Transaction) -> float:
+        """The server's clock: replicas on machines whose clocks differ agree on leases."""
+        return float(
+            tx.fetch("SELECT extract(epoch FROM clock_timestamp())::float8 AS now")[0]["now"]
+        )
 
     @contextmanager
     def _transaction(self) -> Iterator[_PostgresTransaction]:

@@ -67,6 +67,16 @@ MIGRATIONS = [
         last_day TEXT
     );
     """,
+    # 3: who runs the feed poll and alert round (bot/rounds.py) until when, and which
+    # replica's claim an alert is, so a claim left undelivered by a dead replica is taken over.
+    """
+    CREATE TABLE IF NOT EXISTS job_leases (
+        job TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    );
+    ALTER TABLE alerts_sent ADD COLUMN claimed_by TEXT;
+    """,
 ]
 
 
@@ -85,6 +95,7 @@ class SqliteState(State):
     """One connection, one lock (writes are tiny); WAL, so other processes can read."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__()
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._folder = Path(path).parent

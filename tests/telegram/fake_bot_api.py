@@ -572,6 +572,7 @@ class FakeBotAPI:
         self._chat_actions: list[tuple[int, str, int | None]] = []
         self._callback_queries: dict[str, JSON | None] = {}
         self._failures: dict[str, deque[ApiError]] = {}
+        self._send_failures: dict[int, deque[ApiError]] = {}
         self._flood_limit: int | None = None
         self._flood_retry_after = 1
         self._ids = itertools.count(10_001)
@@ -899,6 +900,12 @@ class FakeBotAPI:
         """The next ``count`` calls of ``method`` answer with ``error`` (any status)."""
         with self._cond:
             self._failures.setdefault(method.lower(), deque()).extend([error] * count)
+
+    def fail_sends_to(self, chat: ChatRef, error: ApiError, count: int = 1) -> None:
+        """The next ``count`` sendMessage calls to ``chat`` answer with ``error``; sends to
+        other chats go through."""
+        with self._cond:
+            self._send_failures.setdefault(_ref_id(chat), deque()).extend([error] * count)
 
     def set_flood_limit(self, per_chat_per_second: int | None, retry_after: int = 1) -> None:
         """Answer 429 when a chat gets more than N sendMessage in one second (None: off)."""
@@ -1337,6 +1344,8 @@ class FakeBotAPI:
 
     def _api_sendMessage(self, params: JSON) -> JSON:
         chat = self._resolve_chat(params.get("chat_id"))
+        if self._send_failures.get(chat.id):
+            raise self._send_failures[chat.id].popleft()
         self._check_can_send(chat)
         text, entities, parse_mode, raw = self._format(params)
         reply, reply_params = self._reply_target(chat, params)

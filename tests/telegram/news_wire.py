@@ -160,6 +160,13 @@ class Wire:
         self.server.add(self.path, self._feed(), RSS)
         return self.link(guid)
 
+    def publish_together(self, stories: dict[str, Story]) -> None:
+        """Add several items at once: a poll sees all of them or none."""
+        for guid, story in stories.items():
+            self.server.add(f"/news/{guid}.html", article_page(story))
+        self.items += stories.items()
+        self.server.add(self.path, self._feed(), RSS)
+
     def _feed(self) -> str:
         items = "".join(
             f"<item><guid>{guid}</guid><link>{self.link(guid)}</link>"
