@@ -44,6 +44,7 @@ from bot.engine import answer_questions, build_retriever
 from index import articles as articles_module
 from index import chunking
 from index.articles import Article
+from index.backend import IndexStore
 from index.chunking import quote_spans, split_into_passages
 from index.embedding import Embedder, embedder_for, model_slug
 from index.search import Retrieval
@@ -164,10 +165,12 @@ def bench_cache(settings: Settings, model_id: str) -> Path:
     return settings.cache_dir / "bench" / model_slug(model_id)
 
 
-def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings) -> Store:
+def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings) -> IndexStore:
     """The set's index, in the cache (built once; unchanged articles cost nothing). An index
     cached before a change to the chunker is rebuilt with the chunker of now, its stored
-    vectors reused: unchanged articles are never re-chunked by an ingest."""
+    vectors reused: unchanged articles are never re-chunked by an ingest. With
+    NEWSBOT_DATABASE_URL set, the index is then copied into PostgreSQL (`database_copy`)
+    and searched there."""
     directory = bench_cache(settings, embedder.model_id) / split / name
     articles = load_corpus(BENCH / split / name / "corpus.jsonl")
     store = Store(directory, embedder.model_id, embedder.dim)
@@ -191,7 +194,45 @@ def open_set_store(split: str, name: str, embedder: Embedder, settings: Settings
         # so an index stamped with today's fingerprint has had it.
         store.embed_texts(every_sentence(store), embedder)
         stamp.write_text(fingerprint)
+    if settings.database_url is not None:
+        return database_copy(store, f"{split}_{name}", articles, embedder, settings)
     return store
+
+
+def database_copy(
+    store: Store,
+    name: str,
+    articles: Sequence[Article],
+    embedder: Embedder,
+    settings: Settings,
+) -> IndexStore:
+    """The set's index on PostgreSQL + pgvector, in a schema of its own (named after the
+    set, the model and the chunker, so a change to either builds a new one), seeded with
+    the SQLite index's vectors (e5 and USE): built once, and nothing is embedded."""
+    from index.pg_store import PgStore, schema_name
+
+    assert settings.database_url is not None
+    fingerprint = chunker_fingerprint(embedder)[:8]
+    schema = schema_name(name, model_slug(embedder.model_id), fingerprint)
+    copy = PgStore(settings.database_url.get_secret_value(), embedder.model_id, embedder.dim,
+                   schema=schema)  # fmt: skip
+    if copy.stats().articles == 0:
+        started = time.monotonic()
+        secondary = []
+        if settings.use_weight > 0:
+            from index.usem import get_use_encoder
+
+            secondary.append(get_use_encoder())
+        copy.copy_embeddings_from(store, secondary)
+        report = copy.add_articles(articles, embedder, progress=True)
+        print(
+            f"  {name}: copied into PostgreSQL schema {schema} in "
+            f"{time.monotonic() - started:.0f} s ({report.passages} passages, "
+            f"{report.embedded} texts embedded)",
+            flush=True,
+        )
+    store.close()
+    return copy
 
 
 def chunker_fingerprint(embedder: Embedder) -> str:
@@ -219,7 +260,7 @@ def same_chunks(store: Store, articles: Sequence[Article], embedder: Embedder) -
 
 
 def ask(
-    store: Store,
+    store: IndexStore,
     queries: CachedQueries,
     embedder: Embedder,
     settings: Settings,

@@ -14,6 +14,7 @@ from pathlib import Path
 from bot.config import Settings
 from bot.engine import answer_questions, build_retriever
 from index.articles import Article, article_from_record
+from index.backend import IndexStore
 from index.chunking import quote_spans
 from index.dates import question_period
 from index.embedding import Embedder
@@ -60,7 +61,7 @@ def write_run(out: Path, queries: list[dict[str, object]], ranked: list[list[str
     )
 
 
-def every_sentence(store: Store) -> list[str]:
+def every_sentence(store: IndexStore) -> list[str]:
     """The quotable sentences of every passage in the store."""
     sentences = []
     for article_id in sorted(store.article_ids()):
@@ -73,7 +74,11 @@ def every_sentence(store: Store) -> list[str]:
 
 
 def rank_queries(
-    store: Store, queries: QueryEncoder, embedder: Embedder, settings: Settings, texts: list[str]
+    store: IndexStore,
+    queries: QueryEncoder,
+    embedder: Embedder,
+    settings: Settings,
+    texts: list[str],
 ) -> list[Retrieval]:
     """Each query's retrieval as the product ranks it (the settings' retriever, DEPTH * 5
     passages, no floor). A query naming a month or day is searched as bot/engine.py does:

@@ -206,7 +206,6 @@ class PgStore:
                 kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "newsbot"},
                 configure=self._configure,
                 timeout=float(CONNECT_TIMEOUT_S),
-                check=ConnectionPool.check_connection,
                 name="newsbot-index",
                 open=False,
             )
@@ -225,10 +224,10 @@ class PgStore:
     # --- opening -------------------------------------------------------------------------
 
     def _configure(self, db: psycopg.Connection[Any]) -> None:
+        db.autocommit = True
         if self.schema:
             db.execute(f'SET search_path TO "{self.schema}", public')
         register_vector(db)
-        db.commit()
 
     def _migrate(self, db: psycopg.Connection[Any]) -> None:
         """Bring the schema to the latest version in one transaction, one process at a time
@@ -261,7 +260,7 @@ class PgStore:
                 )
 
     def _check_model(self) -> None:
-        with self._cursor() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             stored = self._setting(cursor, "model_id")
             if stored is None:
@@ -280,9 +279,16 @@ class PgStore:
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor for reads: each statement on its own (the connections autocommit), so a
+        question costs no BEGIN/COMMIT round trips."""
+        with self._pool.connection() as db, db.cursor() as cursor:
+            yield cursor
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor in one transaction: committed when the block ends, rolled back when it
         raises."""
-        with self._pool.connection() as db, db.cursor() as cursor:
+        with self._pool.connection() as db, db.transaction(), db.cursor() as cursor:
             yield cursor
 
     @contextmanager
@@ -378,7 +384,7 @@ class PgStore:
             [t for _, _, texts in chunked for t in texts] + quotes, encoder
         )
         now = time.time()
-        with self._cursor() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             if sentence_lists and self._setting(cursor, "sentence_split") != SENTENCE_SPLIT:
                 cursor.execute("UPDATE passages SET sentences = NULL")
@@ -563,7 +569,7 @@ class PgStore:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors, embedded = self._embed_missing(list(texts), encoder)
         if embedded:
-            with self._cursor() as cursor:
+            with self._transaction() as cursor:
                 cursor.executemany(
                     "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) "
                     "ON CONFLICT DO NOTHING",
@@ -581,7 +587,7 @@ class PgStore:
         """Seed the embedding caches (e5, and these second models') from another store
         built by the same model, so that moving an index embeds nothing."""
         copied = 0
-        with self._cursor() as cursor:
+        with self._transaction() as cursor:
             cursor.execute(
                 "CREATE TEMP TABLE incoming (text_hash TEXT, vector BYTEA) ON COMMIT DROP"
             )
@@ -610,7 +616,7 @@ class PgStore:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return 0
-        with self._cursor() as cursor:
+        with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             cursor.execute(
                 "DELETE FROM passages WHERE article_id = ANY(%s) RETURNING length", (ids,)
@@ -650,13 +656,17 @@ class PgStore:
                 "ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
                 (vector, vector, k),
             )
-        else:
-            cursor.execute(f"SET LOCAL hnsw.ef_search = {min(1000, max(2 * k, EF_SEARCH_MIN))}")
-            cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-            cursor.execute(
-                "SELECT id, -(embedding <#> %s) FROM passages ORDER BY embedding <#> %s LIMIT %s",
-                (vector, vector, k),
-            )
+        else:  # SET LOCAL lasts until the end of this transaction (a savepoint in a write's)
+            with cursor.connection.transaction():
+                ef_search = min(1000, max(2 * k, EF_SEARCH_MIN))
+                cursor.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
+                cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+                cursor.execute(
+                    "SELECT id, -(embedding <#> %s) FROM passages "
+                    "ORDER BY embedding <#> %s LIMIT %s",
+                    (vector, vector, k),
+                )
+                return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
         return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
 
     def search_vectors(
@@ -673,10 +683,12 @@ class PgStore:
     ) -> list[tuple[int, float]]:
         """Top-k (passage id, BM25) (index/pg_lexical.py)."""
         with self._cursor() as cursor:
-            settings = {
-                key: int(self._setting(cursor, key) or 0)
-                for key in ("generation", "passages", "tokens")
-            }
+            cursor.execute(
+                "SELECT key, value FROM index_settings "
+                "WHERE key IN ('generation', 'passages', 'tokens')"
+            )
+            settings = {"generation": 0, "passages": 0, "tokens": 0}
+            settings.update({str(key): int(value) for key, value in cursor.fetchall()})
             rows = settings["passages"]
             mean = settings["tokens"] / rows if rows else 1.0
             return self._lexical.search(
@@ -718,7 +730,9 @@ class PgStore:
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._cursor() as cursor:
-            cursor.execute("SELECT id, embedding FROM passages WHERE id = ANY(%s)", (list(ids),))
+            cursor.execute(
+                "SELECT id, embedding FROM passages WHERE id = ANY(%s)", (list(ids),), binary=True
+            )
             found = {int(pid): v.to_numpy() for pid, v in cursor.fetchall()}
         return np.vstack([found[int(i)] for i in ids]).astype(np.float32)
 
@@ -809,7 +823,7 @@ class PgStore:
         for start in range(0, len(hashes), 256):
             chunk = hashes[start : start + 256]
             matrix = encoder.embed_texts([lacking[h] for h in chunk]).astype(np.float32)
-            with self._cursor() as cursor:
+            with self._transaction() as cursor:
                 cursor.executemany(
                     "INSERT INTO secondary_embeddings (model_id, text_hash, vector) "
                     "VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
@@ -859,6 +873,7 @@ class PgStore:
                 f"SELECT {_PASSAGE_COLUMNS}, p.embedding FROM passages p JOIN articles a "
                 "ON a.id = p.article_id WHERE p.article_id = %s ORDER BY p.ordinal",
                 (article_id,),
+                binary=True,
             )
             rows = cursor.fetchall()
         if not rows:
@@ -873,6 +888,7 @@ class PgStore:
                 "(SELECT id FROM articles WHERE story_id IS NULL OR story_id = id "
                 "ORDER BY added_at DESC LIMIT %s) ORDER BY p.article_id, p.ordinal",
                 (limit,),
+                binary=True,
             )
             grouped: dict[str, list[np.ndarray]] = {}
             for article_id, vector in cursor.fetchall():

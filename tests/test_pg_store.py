@@ -256,7 +256,7 @@ def test_past_the_ann_threshold_search_goes_through_hnsw_and_filters_stay_exact(
     assert [pid for pid, _ in approximate] == [pid for pid, _ in exact]
     plans = []
     for among in (None, [pid for pid, _ in exact]):
-        with store._cursor() as cursor:
+        with store._transaction() as cursor:
             cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: force the choice
             explaining = _Explaining(cursor)
             store._dense(explaining, query[0], 5, among, exact=False)  # type: ignore[arg-type]
@@ -271,6 +271,7 @@ class _Explaining:
 
     def __init__(self, cursor: Any) -> None:
         self.cursor = cursor
+        self.connection = cursor.connection
         self.plan = ""
 
     def execute(self, sql: str, args: Any = None) -> Any:
