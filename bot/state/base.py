@@ -7,6 +7,7 @@ and its schema, so both behave the same by construction and one test suite runs 
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 Row = dict[str, Any]
+# A reply to an answer older than this is a new question (its story is not kept).
+ANSWERS_KEPT_S = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,15 @@ def replica_id() -> str:
     """A name for one State in leases and claims: host and process, to find it in logs,
     and a random part, so a restarted process (same pid in a container) is another one."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class SentAnswer:
+    """An answer the bot sent: its question and the articles of its story (cited first)."""
+
+    question: str
+    article_ids: tuple[str, ...]
+    sent_at: float
 
 
 @dataclass(frozen=True)
@@ -412,6 +424,39 @@ class State(ABC):
                 (etag, last_modified, now, error, now if error is None else None, new_articles,
                  url),
             )  # fmt: skip
+
+    # --- answers (follow-ups) ----------------------------------------------------------
+
+    def remember_answer(
+        self, chat_id: int, message_ids: Sequence[int], question: str, article_ids: Sequence[str]
+    ) -> None:
+        """Keep, for each message of one answer, what a reply to it follows up: the question
+        and its story's articles. Answers older than ANSWERS_KEPT_S are forgotten here."""
+        now = time.time()
+        listed = json.dumps(list(article_ids))
+        with self._transaction() as tx:
+            tx.execute("DELETE FROM answers_sent WHERE sent_at < ?", (now - ANSWERS_KEPT_S,))
+            for message_id in message_ids:
+                tx.execute(
+                    "INSERT INTO answers_sent (chat_id, message_id, question, article_ids, "
+                    "sent_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (chat_id, message_id) DO UPDATE "
+                    "SET question = excluded.question, article_ids = excluded.article_ids, "
+                    "sent_at = excluded.sent_at",
+                    (chat_id, message_id, question, listed, now),
+                )
+
+    def sent_answer(self, chat_id: int, message_id: int) -> SentAnswer | None:
+        """What the answer in this message was about; None for another message (an alert,
+        a help text) or an answer forgotten since."""
+        rows = self._fetch(
+            "SELECT question, article_ids, sent_at FROM answers_sent "
+            "WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        )
+        if not rows:
+            return None
+        ids = tuple(str(a) for a in json.loads(rows[0]["article_ids"]))
+        return SentAnswer(str(rows[0]["question"]), ids, float(rows[0]["sent_at"]))
 
 
 def pending_migrations(

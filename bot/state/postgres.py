@@ -92,6 +92,18 @@ MIGRATIONS = [
     );
     ALTER TABLE alerts_sent ADD COLUMN claimed_by TEXT;
     """,
+    # 4: the answers sent, by message: what a reply to one follows up (bot/followup.py).
+    """
+    CREATE TABLE IF NOT EXISTS answers_sent (
+        chat_id BIGINT NOT NULL,
+        message_id BIGINT NOT NULL,
+        question TEXT NOT NULL,
+        article_ids TEXT NOT NULL,
+        sent_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    );
+    CREATE INDEX IF NOT EXISTS answers_sent_at ON answers_sent (sent_at);
+    """,
 ]
 
 

@@ -77,6 +77,18 @@ MIGRATIONS = [
     );
     ALTER TABLE alerts_sent ADD COLUMN claimed_by TEXT;
     """,
+    # 4: the answers sent, by message: what a reply to one follows up (bot/followup.py).
+    """
+    CREATE TABLE IF NOT EXISTS answers_sent (
+        chat_id INTEGER NOT NULL,
+        message_id INTEGER NOT NULL,
+        question TEXT NOT NULL,
+        article_ids TEXT NOT NULL,
+        sent_at REAL NOT NULL,
+        PRIMARY KEY (chat_id, message_id)
+    );
+    CREATE INDEX IF NOT EXISTS answers_sent_at ON answers_sent (sent_at);
+    """,
 ]
 
 
