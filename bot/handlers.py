@@ -19,8 +19,10 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 from telegram.ext import ContextTypes, filters
 
+from bot.answer import Answer
 from bot.config import Settings
 from bot.engine import Engine
+from bot.followup import Thread, thread_of
 from bot.quota import QuestionQuota
 from bot.render import plain_text, render_answer
 from bot.state import State
@@ -100,6 +102,7 @@ async def _introduce(update: Update, context: ContextTypes.DEFAULT_TYPE, intro: 
     parts.append(say(lang, "how_private"))
     parts.append(say(lang, "how_group", username=f"@{context.bot.username}"))
     if not intro:
+        parts.append(say(lang, "how_followup"))
         parts.append(say(lang, "help_more"))
     await send_replies(context, message, ["\n\n".join(parts)])
 
@@ -205,14 +208,52 @@ async def answer_question(
     if not await within_quota(update, context):
         return
     engine = engine_of(context)
-    (answer,) = await while_typing(context, message, asyncio.to_thread(engine.ask, [question]))
+    thread = await replied_thread(context, message)
+    if thread is None:
+        work = asyncio.to_thread(engine.ask, [question])
+        (answer,) = await while_typing(context, message, work)
+    else:  # a reply to one of the bot's answers: a follow-up within its story
+        answer = await while_typing(
+            context, message, asyncio.to_thread(engine.ask_followup, question, thread)
+        )
     log.info(
-        "chat %s: answered=%s citations=%d",
+        "chat %s: answered=%s citations=%d follow-up=%s",
         message.chat_id,
         answer.answered,
         len(answer.citations),
+        thread is not None,
     )
-    await send_replies(context, message, render_answer(answer, lang))
+    sent = await send_replies(context, message, render_answer(answer, lang))
+    await remember_answer(context, sent, answer)
+
+
+async def replied_thread(context: ContextTypes.DEFAULT_TYPE, message: Message) -> Thread | None:
+    """The story a message follows up: that of the bot's answer it replies to, if it is
+    one (not an alert, a help text, or an answer forgotten since)."""
+    replied = message.reply_to_message
+    if replied is None or not _is_from_bot(replied):
+        return None
+    state = state_of(context)
+    sent = await asyncio.to_thread(state.sent_answer, message.chat_id, replied.message_id)
+    return None if sent is None else Thread(sent.question, sent.article_ids)
+
+
+async def remember_answer(
+    context: ContextTypes.DEFAULT_TYPE, sent: Sequence[Message], answer: Answer
+) -> None:
+    """Keep, for each message of an answer, the story a reply to it follows up. The answer
+    is out already: a state that fails here costs the follow-up, not the answer."""
+    thread = thread_of(answer)
+    if thread is None or not sent:
+        return
+    state, chat_id = state_of(context), sent[0].chat_id
+    ids = [m.message_id for m in sent]
+    try:
+        await asyncio.to_thread(
+            state.remember_answer, chat_id, ids, thread.question, thread.article_ids
+        )
+    except Exception:
+        log.exception("chat %s: could not remember answer %s for follow-ups", chat_id, ids)
 
 
 async def within_quota(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:

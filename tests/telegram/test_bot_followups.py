@@ -118,6 +118,23 @@ def test_a_reply_asking_about_something_else_is_answered_from_all_the_news_and_s
     run(scenario)
 
 
+def test_help_tells_how_to_follow_up(fake_api: FakeBotAPI, engine: Engine) -> None:
+    ann, anne = fake_api.user("Ann"), fake_api.user("Anne", language_code="fr")
+    english, french = fake_api.private_chat(ann), fake_api.private_chat(anne)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine):
+            asked_en = fake_api.user_says(english, ann, "/help")
+            asked_fr = fake_api.user_says(french, anne, "/help")
+            (help_en,) = await wait_for_replies(fake_api, english, asked_en)
+            (help_fr,) = await wait_for_replies(fake_api, french, asked_fr)
+            assert "Reply to one of my answers to ask more about its story" in help_en.text
+            assert "copies of one wire dispatch count as one source" in help_en.text
+            assert "Répondez à l'une de mes réponses" in help_fr.text
+
+    run(scenario)
+
+
 def test_a_follow_up_survives_a_restart_of_the_bot(fake_api: FakeBotAPI, engine: Engine) -> None:
     ann = fake_api.user("Ann")
     chat = fake_api.private_chat(ann)
@@ -153,7 +170,13 @@ def test_each_source_says_how_many_sources_languages_and_days_its_story_spans(
             assert FERRY_STORY_FR in answer_fr.text
             assert "Story: 1 source, 1 language, 10 July 2024" in train.text
             assert "copies" not in train.text
-            italic = [e for e in answer_en.entities if e["type"] == "italic"]
-            assert italic  # the story line is set apart from the quote
+            # The story line follows the quote, set apart in italics.
+            (story,) = [e for e in answer_en.entities if e["type"] == "italic"][:1]
+            start = len(
+                answer_en.text.encode("utf-16-le")[: 2 * story["offset"]].decode("utf-16-le")
+            )
+            assert answer_en.text[start:].startswith("Story: 2 sources")
+            quote = next(e for e in answer_en.entities if e["type"] == "blockquote")
+            assert quote["offset"] < story["offset"]
 
     run(scenario)
