@@ -1,10 +1,10 @@
 """Wiring only: the python-telegram-bot Application built from Settings, and how it runs.
 
 Read it as a table of contents: the handlers in the order they are tried, the error
-handler, the feed-and-alert job, the command menus per scope, polling or webhook.
-Behaviour lives in bot/handlers.py (readers), bot/subscriptions.py (topics and alerts per
-chat), bot/admin.py and bot/feed_admin.py (admins), bot/rounds.py (the job),
-bot/render.py and bot/webhook.py.
+handler, the feed-and-alert job, the daily digest job, the command menus per scope, polling
+or webhook. Behaviour lives in bot/handlers.py (readers), bot/subscriptions.py (topics and
+alerts per chat), bot/digest.py (digests), bot/timeline.py (timelines), bot/admin.py and
+bot/feed_admin.py (admins), bot/rounds.py (the job), bot/render.py and bot/webhook.py.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot import admin, feed_admin, handlers, rounds, subscriptions
+from bot import admin, digest, feed_admin, handlers, rounds, subscriptions
 from bot.config import Settings
 from bot.engine import Engine
 from bot.logs import hide_in_logs
@@ -111,6 +111,7 @@ def build_application(settings: Settings, engine: Engine) -> AnyApplication:
     application.add_handlers(ordered_handlers())
     application.add_error_handler(handlers.on_error)
     rounds.schedule_rounds(application, settings)
+    digest.schedule_digests(application)
     return application
 
 
@@ -133,11 +134,13 @@ def ordered_handlers() -> list[BaseHandler[Any, Any, Any]]:
         CommandHandler("start", handlers.start, filters=new),
         CommandHandler("help", handlers.help_command, filters=new),
         CommandHandler("ask", handlers.ask_command, filters=new),
+        CommandHandler("timeline", handlers.timeline_command, filters=new),
         CommandHandler("reindex", admin.reindex, filters=new),
         CommandHandler("stats", admin.stats, filters=new),
         CommandHandler("subscribe", subscriptions.subscribe, filters=posted),
         CommandHandler("unsubscribe", subscriptions.unsubscribe, filters=posted),
         CommandHandler("subscriptions", subscriptions.list_subscriptions, filters=posted),
+        CommandHandler("digest", digest.digest_command, filters=posted),
         CommandHandler("feeds", feed_admin.list_feeds, filters=new),
         CommandHandler("addfeed", feed_admin.add_feed, filters=new),
         CommandHandler("ingest", feed_admin.ingest_page, filters=new),

@@ -27,6 +27,7 @@ from bot.quota import QuestionQuota
 from bot.render import plain_text, render_answer
 from bot.state import State
 from bot.texts import language_of, say
+from bot.timeline import TimelineRequest, engine_timeline, render_timeline, timeline_request
 from index.articles import clean_text
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,42 @@ def command_argument(message: Message) -> str:
     return clean_text(message.text[message.entities[0].length :]).strip()
 
 
+async def timeline_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """`/timeline <topic>` (or `/timeline what happened since …`): the story's dated quotes,
+    oldest first."""
+    message = update.effective_message
+    if message is None:
+        return
+    lang = language_of(update.effective_user)
+    topic = command_argument(message)
+    limit = settings_of(context).max_question_chars
+    if not topic:
+        await send_replies(context, message, [say(lang, "timeline_usage")])
+    elif len(topic) > limit:
+        await send_replies(
+            context, message, [say(lang, "too_long", length=len(topic), limit=limit)]
+        )
+    elif await within_quota(update, context):
+        request = timeline_request(topic) or TimelineRequest(topic, None)
+        await reply_timeline(context, message, request, lang)
+
+
+async def reply_timeline(
+    context: ContextTypes.DEFAULT_TYPE, message: Message, request: TimelineRequest, lang: str
+) -> None:
+    """Build the timeline in a worker thread while showing "typing…", then reply."""
+    engine = engine_of(context)
+    timeline = await while_typing(
+        context, message, asyncio.to_thread(engine_timeline, engine, request)
+    )
+    log.info(
+        "chat %s: timeline of %d article(s)",
+        message.chat_id,
+        len(timeline.dated) + len(timeline.undated),
+    )
+    await send_replies(context, message, render_timeline(timeline, lang))
+
+
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot doesn't have, in a private chat."""
     if update.effective_message is not None:
@@ -206,6 +243,10 @@ async def answer_question(
         await send_replies(context, message, [too_long])
         return
     if not await within_quota(update, context):
+        return
+    wanted = timeline_request(question)  # "what happened since …": a timeline, not an answer
+    if wanted is not None:
+        await reply_timeline(context, message, wanted, lang)
         return
     engine = engine_of(context)
     thread = await replied_thread(context, message)

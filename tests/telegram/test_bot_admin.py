@@ -172,17 +172,28 @@ def test_command_menus_are_set_per_scope_and_language(fake_api: FakeBotAPI, engi
     def names(scope: dict[str, Any], lang: str = "") -> list[str]:
         return [c["command"] for c in fake_api.commands(scope, lang)]
 
-    private = ["ask", "subscribe", "unsubscribe", "subscriptions", "help", "start"]
+    private = [
+        "ask", "timeline", "subscribe", "unsubscribe", "subscriptions", "digest", "help", "start"
+    ]  # fmt: skip
     assert names({"type": "all_private_chats"}) == private
-    assert names({"type": "all_group_chats"}) == ["ask", "subscriptions", "help"]
+    assert names({"type": "all_group_chats"}) == ["ask", "timeline", "subscriptions", "help"]
     assert names({"type": "all_chat_administrators"}) == [
-        "ask", "subscribe", "unsubscribe", "subscriptions", "help"
+        "ask", "timeline", "subscribe", "unsubscribe", "subscriptions", "digest", "help"
     ]  # fmt: skip
     admin = {"type": "chat", "chat_id": ADMIN_ID}
     assert names(admin) == [*private, "reindex", "stats", "feeds", "addfeed", "ingest", "remove"]
     assert names(admin, "fr") == names(admin)
     french = fake_api.commands({"type": "all_group_chats"}, "fr")
     assert french[0] == {"command": "ask", "description": "Poser une question sur l'actualité"}
+    assert french[1] == {
+        "command": "timeline",
+        "description": "Comment une histoire a évolué, dans l'ordre",
+    }
+    digest = fake_api.commands({"type": "all_private_chats"})[5]
+    assert digest == {
+        "command": "digest",
+        "description": "Top stories of this chat's topics; daily digest",
+    }
 
 
 RETRACTED = {

@@ -1,0 +1,204 @@
+"""Timelines: how a story developed, told by its articles' own dated sentences, oldest first.
+
+`/timeline <topic>`, "what happened since …" and "que s'est-il passé depuis …" find the
+articles on the topic by the normal retrieval and keep those about as relevant as the best
+one (as an answer chooses the articles it cites): its story, as the reports that followed
+it. Each gives one quote, the sentence most relevant to the topic; a copy of one dispatch
+that gives the same sentence is left out.
+Articles without a date come last, under their own heading; with a date asked ("since July
+2024") they are skipped, as they cannot be placed after it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.answer import CITATION_MARGIN, Citation, QuoteCandidate, SentenceEmbedder, score_quotes
+from bot.config import Settings
+from bot.engine import Engine, build_retriever
+from bot.render import pack_blocks, render_citation
+from bot.texts import say
+from index.backend import IndexStore
+from index.dates import MONTHS, question_period
+from index.embedding import Embedder
+from index.search import Retrieval, SearchFilters
+from index.store import PassageEncoder
+
+# Passages retrieved for a topic: a story told over days has many articles.
+TIMELINE_PASSAGES = 60
+# An article is part of the timeline when its best sentence clears the answer floor and is
+# within this margin of the best article's (the evidence of bot/answer.py): the rule by
+# which an answer cites several articles, with the same margin.
+TIMELINE_MARGIN = CITATION_MARGIN
+MAX_ENTRIES = 15
+MAX_TOPIC_CHARS = 200
+
+_END = r"[\s?!.…]*$"
+_SINCE = [
+    # what happened (to|in|with|on|about X) since Y / what has happened since Y
+    re.compile(
+        r"^\s*what(?:'s|’s| has| have)?\s+happened\s+"
+        r"(?:(?:to|in|with|on|about|at|for)\s+(?P<topic>.+?)\s+)?(?:since|after)\s+(?P<since>.+?)"
+        + _END,
+        re.IGNORECASE,
+    ),
+    # que s'est-il passé (à|en|au|avec|pour… X) depuis Y / qu'est-ce qui s'est passé depuis Y
+    re.compile(
+        r"^\s*(?:que\s+s['’]est[- ]il|qu['’]est[- ]ce\s+qui\s+s['’]est)\s+pass[ée]e?s?\s+"
+        r"(?:(?:à|a|en|au|aux|avec|pour|dans|sur|chez)\s+(?P<topic>.+?)\s+)?depuis\s+"
+        r"(?P<since>.+?)" + _END,
+        re.IGNORECASE,
+    ),
+]
+# Words around a date after "since" that are no topic: "since the 5th of March", "depuis le".
+_FILLER = re.compile(
+    r"the|on|in|of|with|about|le|la|les|l['’]|du|de|des|début|fin|mi|early|late|mid"
+)
+
+
+@dataclass(frozen=True)
+class TimelineRequest:
+    """What a timeline is asked for: a topic, and the first publication date wanted."""
+
+    topic: str
+    since: str | None  # an ISO date prefix (YYYY-MM or YYYY-MM-DD)
+
+
+@dataclass(frozen=True)
+class Timeline:
+    topic: str
+    since: str | None
+    dated: list[Citation]  # oldest first
+    undated: list[Citation]
+
+
+def timeline_request(text: str) -> TimelineRequest | None:
+    """The timeline a question asks for ("what happened in Iceland since July 2024?"), or
+    None when it asks something else. A date after "since" is the first date shown; words
+    that are not a date ("since the eruption") are the topic."""
+    for pattern in _SINCE:
+        match = pattern.match(text)
+        if match is None:
+            continue
+        since_words = match.group("since")
+        period = question_period(since_words)
+        topic = match.group("topic") or ""
+        if period is None:
+            topic = f"{topic} {since_words}".strip()
+        elif not topic:
+            topic = _without_dates(since_words).strip(" ,;")
+        if not topic:
+            return None
+        return TimelineRequest(" ".join(topic.split()), period.since if period else None)
+    return None
+
+
+def _without_dates(text: str) -> str:
+    """The words of `text` that are no part of a date (months, days, years, "le", "the")."""
+    kept = []
+    for word in text.split():
+        bare = word.strip(".,;:()").lower()
+        if (
+            bare in MONTHS
+            or _FILLER.fullmatch(bare)
+            or re.fullmatch(r"[\d/-]+(?:st|nd|rd|th|er|e)?", bare)
+        ):
+            continue
+        kept.append(word)
+    return " ".join(kept)
+
+
+def best_quote_per_article(
+    retrieval: Retrieval, sentences: SentenceEmbedder, encoder: PassageEncoder
+) -> dict[str, QuoteCandidate]:
+    """For each retrieved article, its sentence most relevant to the retrieval's text (the
+    highest evidence of bot/answer.py), best article first."""
+    best: dict[str, QuoteCandidate] = {}
+    for candidate in score_quotes(retrieval, sentences, encoder):
+        article_id = candidate.hit.passage.article.id
+        if article_id not in best or best[article_id].evidence < candidate.evidence:
+            best[article_id] = candidate
+    return dict(sorted(best.items(), key=lambda item: -item[1].evidence))
+
+
+def citation_of(candidate: QuoteCandidate, n: int = 1) -> Citation:
+    article = candidate.hit.passage.article
+    return Citation(
+        n=n,
+        article_id=article.id,
+        title=article.title,
+        source=article.source,
+        date=article.date,
+        url=article.url,
+        quote=candidate.quote,
+        score=round(candidate.evidence, 4),
+    )
+
+
+def build_timeline(
+    store: IndexStore, embedder: Embedder, settings: Settings, request: TimelineRequest
+) -> Timeline:
+    """The articles on the request's topic (published since its date, if any), one quote
+    each, dated ones oldest first; empty when nothing on the topic clears the answer floor."""
+    retriever = build_retriever(settings, store, embedder)
+    filters = SearchFilters(since=request.since) if request.since else None
+    (retrieval,) = retriever.retrieve_many([request.topic], k=TIMELINE_PASSAGES, filters=filters)
+    if filters is not None:  # undated articles cannot be placed after a date: skipped
+        hits = [h for h in retrieval.hits if filters.accepts(h.passage)]
+        retrieval = Retrieval(retrieval.question, retrieval.vector, hits, retrieval.background)
+    best = best_quote_per_article(retrieval, store, embedder)
+    if not best:
+        return Timeline(request.topic, request.since, [], [])
+    top = next(iter(best.values()))
+    if top.evidence < settings.score_floor:
+        return Timeline(request.topic, request.since, [], [])
+    kept: list[QuoteCandidate] = []
+    said: set[tuple[str, str]] = set()  # (story, quote): copies of a dispatch say it once
+    for candidate in best.values():
+        passage = candidate.hit.passage
+        same_story = passage.story_id == top.hit.passage.story_id
+        relevant = candidate.evidence >= max(settings.score_floor, top.evidence - TIMELINE_MARGIN)
+        if not same_story and not relevant:
+            continue
+        key = (passage.story_id, " ".join(candidate.quote.split()))
+        if key not in said:
+            said.add(key)
+            kept.append(candidate)
+    kept = kept[:MAX_ENTRIES]
+    dated = sorted((c for c in kept if c.hit.passage.article.date), key=_chronological)
+    undated = [c for c in kept if not c.hit.passage.article.date]
+    return Timeline(
+        request.topic,
+        request.since,
+        [citation_of(c, n) for n, c in enumerate(dated, 1)],
+        [citation_of(c, n) for n, c in enumerate(undated, len(dated) + 1)],
+    )
+
+
+def _chronological(candidate: QuoteCandidate) -> tuple[str, str]:
+    article = candidate.hit.passage.article
+    return article.date or "", article.id
+
+
+def render_timeline(timeline: Timeline, lang: str) -> list[str]:
+    """The timeline as Telegram HTML messages within the limits, split between entries."""
+    if not timeline.dated and not timeline.undated:
+        if timeline.since:
+            return [say(lang, "timeline_nothing_since", topic=timeline.topic, since=timeline.since)]
+        return [say(lang, "timeline_nothing", topic=timeline.topic)]
+    topic = timeline.topic[:MAX_TOPIC_CHARS]
+    if timeline.since:
+        header = say(lang, "timeline_header_since", topic=topic, since=timeline.since)
+    else:
+        header = say(lang, "timeline_header", topic=topic)
+    blocks: list[str] = [header, *(render_citation(c) for c in timeline.dated)]
+    if timeline.undated:
+        blocks.append(say(lang, "timeline_undated"))
+        blocks += [render_citation(c) for c in timeline.undated]
+    return pack_blocks(blocks)
+
+
+def engine_timeline(engine: Engine, request: TimelineRequest) -> Timeline:
+    """`build_timeline` over the engine's current store and model."""
+    return build_timeline(engine.store, engine.embedder, engine.settings, request)

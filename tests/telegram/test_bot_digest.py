@@ -1,0 +1,236 @@
+"""Digests end to end: the real Application against the fake Bot API, the real engine and
+model over a story told over days (tests/telegram/story_days.py), the state in SQLite and
+in PostgreSQL. The daily job is driven by calling its round with an explicit clock."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import psycopg
+import pytest
+
+from bot.app import RunningBot
+from bot.digest import run_digest_round
+from bot.engine import Engine
+from bot.handlers import ENGINE, SETTINGS, STATE
+from bot.state import State
+from index.articles import article_from_record
+
+from .bot_harness import engine_for, make_data_dir, running_bot, wait_for_replies
+from .fake_bot_api import FakeBotAPI, SentMessage
+from .story_days import ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, SWARM, _record
+
+TOPIC = "volcanic eruption in Iceland"
+PARIS = ZoneInfo("Europe/Paris")
+NO_TOPICS = "This chat follows no topic, so I have nothing to digest."
+FIRST = "📰 Digest: 5 stories on this chat's topics in the last 24 hours (this chat's first"
+FIRST_ANY = re.compile(r"📰 Digest: \d+ stories on this chat's topics in the last 24 hours")
+HARBOUR = _record(
+    "iceland-harbour",
+    "Grindavik harbour reopens after the eruption",
+    "2024-07-28",
+    "The fishing harbour of Grindavik reopened on Sunday, weeks after the volcanic eruption "
+    "on the Reykjanes peninsula forced the town's evacuation, Iceland's coast guard said.",
+)
+ASH = _record(
+    "iceland-ash",
+    "Ash from the Icelandic eruption grounds flights in Scotland",
+    "2024-07-30",
+    "A cloud of ash from the volcanic eruption in south-west Iceland drifted over Scotland on "
+    "Tuesday, and airlines cancelled dozens of flights from Glasgow and Edinburgh.",
+)
+CRATER = _record(
+    "iceland-crater",
+    "Scientists map the new crater near Grindavik",
+    "2024-08-02",
+    "Volcanologists flew drones over the crater left by the eruption near Grindavik on Friday "
+    "and found that the fissure had grown to four kilometres, Iceland's university said.",
+)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def engine(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    cache_dir: Path,
+    embedder: Any,
+) -> Iterator[Engine]:
+    """The Iceland story and other news, indexed now; the state in a file, then PostgreSQL."""
+    url = (
+        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
+    )
+    records = [*ICELAND, ERUPTION_COPY, *OTHER_NEWS]
+    data = make_data_dir(tmp_path_factory.mktemp(f"digest-{request.param}"), records)
+    engine = engine_for(data, cache_dir, embedder, database_url=url)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_state(engine: Engine) -> Iterator[None]:
+    """Each test starts with no subscriptions or digests (the fake's chat ids repeat)."""
+    yield
+    url = engine.settings.database_url
+    if url is not None:
+        with psycopg.connect(url.get_secret_value()) as db:
+            db.execute("TRUNCATE meta, subscriptions, digests RESTART IDENTITY")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{engine.settings.state_path}{suffix}").unlink(missing_ok=True)
+
+
+def quotes(messages: list[SentMessage]) -> list[str]:
+    """The blockquoted text of the messages, in order."""
+    found = []
+    for message in messages:
+        for entity in message.entities:
+            if entity["type"] == "blockquote":
+                units = message.text.encode("utf-16-le")
+                start, end = 2 * entity["offset"], 2 * (entity["offset"] + entity["length"])
+                found.append(units[start:end].decode("utf-16-le"))
+    return found
+
+
+async def ask(fake: FakeBotAPI, chat: dict[str, Any], user: dict[str, Any], text: str) -> str:
+    asked = fake.user_says(chat, user, text)
+    replies = await wait_for_replies(fake, chat, asked)
+    return "\n\n".join(r.text for r in replies)
+
+
+def test_digest_posts_one_quote_per_story_since_the_last_digest_and_nothing_twice(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    ann = fake_api.user("Ann")
+    chat = fake_api.private_chat(ann)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine):
+            assert (await ask(fake_api, chat, ann, "/digest")).startswith(NO_TOPICS)
+            await ask(fake_api, chat, ann, f"/subscribe {TOPIC}")
+
+            asked = fake_api.user_says(chat, ann, "/digest")
+            first = await wait_for_replies(fake_api, chat, asked)
+            assert first[0].text.startswith(FIRST)
+            said = quotes(first)
+            # One quote per story: the eruption's copy from a second site is the same story;
+            # the chess and bread stories match no topic of the chat.
+            assert len(said) == 5 and len(set(said)) == 5
+            for opening in (SWARM, ERUPTION, LAVA):
+                assert sum(q.startswith(opening) for q in said) == 1
+            text = "\n".join(m.text for m in first)
+            assert "Atlantic Daily" not in text and "chess" not in text
+            assert "— Nordic Wire, 2024-07-09\n" in text  # source and date
+            links = [e["url"] for m in first for e in m.entities if e["type"] == "text_link"]
+            assert "https://news.example/iceland-eruption" in links and len(links) == 5
+            for quote in said:  # verbatim
+                assert any(quote in r["text"] for r in [*ICELAND, *OTHER_NEWS])
+            assert first[-1].text.endswith("No daily digest here: /digest daily 08:00 sets one.")
+
+            again = await ask(fake_api, chat, ann, "/digest")
+            assert re.match(
+                r"Nothing new on this chat's topics since \d{4}-\d\d-\d\d \d\d:\d\d UTC", again
+            )
+
+            await asyncio.to_thread(
+                engine.add_articles, [article_from_record(HARBOUR), article_from_record(ASH)]
+            )
+            asked = fake_api.user_says(chat, ann, "/digest")
+            later = await wait_for_replies(fake_api, chat, asked)
+            assert later[0].text.startswith("📰 Digest: 2 new stories on this chat's topics since")
+            assert sorted(
+                q.split()[:3] == ["The", "fishing", "harbour"] for q in quotes(later)
+            ) == [
+                False,
+                True,
+            ]
+            assert all(len(m.text) <= 4096 for m in [*first, *later])
+
+    asyncio.run(scenario())
+
+
+def state_of(running: RunningBot) -> State:
+    state: State = running.application.bot_data[STATE]
+    return state
+
+
+async def daily_round(running: RunningBot, now: datetime) -> int:
+    """The daily job's round, as the job queue runs it, at `now`."""
+    app = running.application
+    engine, state, settings = (app.bot_data[k] for k in (ENGINE, STATE, SETTINGS))
+    return await run_digest_round(app.bot, engine, state, settings, now=now)
+
+
+def test_a_groups_daily_digest_is_set_by_its_admins_and_posted_once_a_day(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    ann, bob = fake_api.user("Ann"), fake_api.user("Bob", language_code="fr")
+    group = fake_api.group("Volcano watchers", supergroup=True)
+    fake_api.set_admins(group, creator=ann)
+    fake_api.user_says(group, bob, "salut")  # Bob is a plain member
+    tomorrow = datetime.now(PARIS).date() + timedelta(days=1)
+
+    def at(day: int, hour: int, minute: int) -> datetime:
+        """A moment `day` days after tomorrow, Paris time."""
+        return datetime.combine(tomorrow + timedelta(days=day), datetime.min.time(), PARIS).replace(
+            hour=hour, minute=minute
+        )
+
+    def digests() -> list[SentMessage]:
+        return [m for m in fake_api.sent_messages(group) if m.text.startswith("📰")]
+
+    async def first_run() -> None:
+        async with running_bot(fake_api, engine) as running:
+            refused = await ask(fake_api, group, bob, "/digest daily 08:00")
+            assert refused == (
+                "Désolé, seuls les administrateurs de ce groupe peuvent publier ou régler son "
+                "résumé."
+            )
+            assert (await ask(fake_api, group, bob, "/digest")).startswith("Désolé")
+            bad_time = await ask(fake_api, group, ann, "/digest daily 25:00")
+            assert bad_time.startswith("I can't read 25:00 as a time of day")
+            bad_zone = await ask(fake_api, group, ann, "/digest daily 08:00 Mars/Olympus_Mons")
+            assert bad_zone.startswith("I don't know the time zone Mars/Olympus_Mons")
+            assert (await ask(fake_api, group, ann, "/digest daily")).startswith("/digest posts")
+            assert state_of(running).daily_digests() == []
+
+            await ask(fake_api, group, ann, f"/subscribe {TOPIC}")
+            set_ = await ask(fake_api, group, ann, "/digest@NewsTestBot daily 8:00 europe/paris")
+            assert set_.startswith("Daily digest: every day at 08:00 (Europe/Paris), from ")
+
+            assert await daily_round(running, at(0, 7, 59)) == 0
+            assert await daily_round(running, at(0, 8, 0)) == 1
+            (posted,) = digests()  # the last 24 hours: the story, and what earlier tests added
+            assert FIRST_ANY.match(posted.text)
+            assert {q.split(",")[0] for q in quotes([posted])} >= {
+                r["text"].split(",")[0] for r in ICELAND
+            }
+            assert posted.reply_to is None
+            assert await daily_round(running, at(0, 8, 30)) == 0
+            assert await daily_round(running, at(0, 23, 59)) == 0
+
+    async def after_restart() -> None:
+        async with running_bot(fake_api, engine) as running:
+            assert await daily_round(running, at(0, 9, 0)) == 0  # that day had its digest
+            status = await ask(fake_api, group, bob, "/digest status")  # anyone may ask
+            assert status.startswith("Résumé quotidien : chaque jour à 08:00 (Europe/Paris).")
+            assert "Dernier résumé : " in status
+            # The next day has nothing new: claimed, not posted.
+            assert await daily_round(running, at(1, 8, 0)) == 0
+            await asyncio.to_thread(engine.add_articles, [article_from_record(CRATER)])
+            assert await daily_round(running, at(2, 8, 5)) == 1
+            newest = digests()[-1]
+            assert newest.text.startswith("📰 Digest: 1 new story on this chat's topics since")
+            assert quotes([newest])[0].startswith("Volcanologists flew drones over the crater")
+            assert await daily_round(running, at(2, 8, 6)) == 0
+            off = await ask(fake_api, group, ann, "/digest off")
+            assert off.startswith("Daily digest stopped.")
+            assert await daily_round(running, at(3, 8, 0)) == 0
+
+    asyncio.run(first_run())
+    asyncio.run(after_restart())
+    assert len(digests()) == 2
