@@ -53,7 +53,8 @@ _SINCE = [
 ]
 # Words around a date after "since" that are no topic: "since the 5th of March", "depuis le".
 _FILLER = re.compile(
-    r"the|on|in|of|with|about|le|la|les|l['’]|du|de|des|début|fin|mi|early|late|mid"
+    r"the|on|in|of|to|at|for|with|about|early|late|mid|"
+    r"le|la|les|l['’]|du|de|des|début|fin|mi|en|à|au|aux|avec|pour|dans|sur|chez"
 )
 
 

@@ -74,6 +74,8 @@ def test_what_happened_since_is_read_in_english_and_french() -> None:
             "2023-09",
         ),
         "que s'est-il passé depuis l'éruption ?": ("l'éruption", None),
+        "what happened since July 2024 in Iceland": ("Iceland", "2024-07"),
+        "Que s'est-il passé depuis le 10 juillet 2024 en Islande ?": ("Islande", "2024-07-10"),
     }
     for text, (topic, since) in cases.items():
         assert timeline_request(text) == TimelineRequest(topic, since), text
