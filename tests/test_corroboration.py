@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from bot.answer import Citation
 from bot.corroboration import Corroboration, Dispatch, are_copies, corroboration, shingles
 from bot.engine import Engine
-from bot.render import date_span, render_story
+from bot.render import date_span, message_units, render_citation, render_story
 from tests.story_news import FERRY, FERRY_COPY, FERRY_FR, FERRY_TEXT, STORIES, TRAIN
 from tests.telegram.bot_harness import engine_for, make_data_dir
 
@@ -123,3 +124,17 @@ def test_the_story_line_names_copies_and_escapes_sources() -> None:
     assert "<b>" not in line
     lone = Corroboration(("a",), ("ATS",), (), "2023-09", "2023-09", (Dispatch(("a",), ("ATS",)),))
     assert render_story(lone, "fr") == "Sujet : 1 source, 1 langue, sept. 2023"
+
+
+def test_a_long_quote_is_shortened_so_the_story_line_still_fits() -> None:
+    story = Corroboration(
+        ("a", "b"), ("ATS",), ("fr",), "2023-09-12", "2023-09-13",
+        (Dispatch(("a", "b"), ("ATS", "Le Temps")),),
+    )  # fmt: skip
+    citation = Citation(1, "a", "Title", "ATS", "2023-09-12", None, "Mot " * 3000, 0.5, story)
+    rendered = render_citation(citation, limit=1000)
+    assert message_units(rendered) <= 1000
+    assert rendered.endswith(
+        "…</blockquote>\n<i>Story: 1 source, 1 language, 12–13 Sept 2023 · ATS, Le Temps: "
+        "copies of one dispatch, counted once</i>"
+    )
