@@ -181,6 +181,8 @@ def test_a_groups_daily_digest_is_set_by_its_admins_and_posted_once_a_day(
 
     async def first_run() -> None:
         async with running_bot(fake_api, engine) as running:
+            queue = running.application.job_queue
+            assert queue is not None and queue.get_jobs_by_name("digests")  # the job is on
             refused = await ask(fake_api, group, bob, "/digest daily 08:00")
             assert refused == (
                 "Désolé, seuls les administrateurs de ce groupe peuvent publier ou régler son "
