@@ -209,7 +209,8 @@ def database_copy(
     """The set's index on PostgreSQL + pgvector, in a schema of its own (named after the
     set, the model and the chunker, so a change to either builds a new one), seeded with
     the SQLite index's vectors (e5 and USE): built once, and nothing is embedded."""
-    from index.pg_store import PgStore, schema_name
+    from index.pg_schema import schema_name
+    from index.pg_store import PgStore
 
     assert settings.database_url is not None
     fingerprint = chunker_fingerprint(embedder)[:8]

@@ -323,7 +323,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def format_answer(answer: Answer) -> str:
-    """Plain text for a terminal: numbered verbatim quotes, each with its source."""
+    """Plain text for a terminal: numbered verbatim quotes, each with its source and its
+    story's sources, languages and days."""
+    from bot.render import plain_text, render_story
+
     lines = [f"Q: {answer.question}"]
     if answer.period is not None and answer.dated:
         lines.append(f"   (only articles dated {answer.period})")
@@ -338,6 +341,8 @@ def format_answer(answer: Answer) -> str:
         origin = ", ".join(x for x in (c.source, c.date) if x) or "unknown source"
         lines.append(f"[{c.n}] « {c.quote} »")
         lines.append(f"    — {origin}: {c.title}" + (f" <{c.url}>" if c.url else ""))
+        if c.story is not None:
+            lines.append(f"    {plain_text(render_story(c.story, 'en'))}")
     return "\n".join(lines) + "\n"
 
 

@@ -15,7 +15,6 @@ Needs the `postgres` extra (psycopg 3, psycopg_pool, pgvector).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -36,6 +35,13 @@ from index.articles import article_id as stable_article_id
 from index.chunking import passage_embedding_text, quote_spans
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
+from index.pg_schema import (
+    CONNECT_TIMEOUT_S,
+    EF_SEARCH_MIN,
+    WRITE_LOCK,
+    describe,
+    migrate,
+)
 from index.store import (
     BATCH_ARTICLES,
     SENTENCE_CACHE,
@@ -61,75 +67,6 @@ from index.store import (
 )
 
 log = logging.getLogger(__name__)
-
-COMPONENT = "index"
-# The lock every newsbot process takes while migrating any of its schemas in a database
-# (the same value as bot.state.postgres.MIGRATION_LOCK; `index` must not import `bot`).
-MIGRATION_LOCK = 0x6E657773626F74
-WRITE_LOCK = 0x6E657773626F75  # one index writer at a time, across processes and machines
-CONNECT_TIMEOUT_S = 10
-# HNSW candidates kept per search (pgvector's hnsw.ef_search; 1000 at most): at least
-# twice the passages asked for.
-EF_SEARCH_MIN = 200
-
-SCHEMA_VERSIONS = """
-CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)
-"""
-# Migration N takes the index's schema from version N-1 to N ({dim}: the model's width,
-# fixed when the index is created). `index_settings` is the SQLite store's `meta`.
-MIGRATIONS = [
-    """
-    CREATE TABLE index_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE articles (
-        id TEXT PRIMARY KEY,
-        title TEXT NOT NULL,
-        text TEXT NOT NULL,
-        date TEXT,
-        source TEXT NOT NULL DEFAULT '',
-        url TEXT,
-        lang TEXT,
-        summary_only BOOLEAN NOT NULL DEFAULT FALSE,
-        content_hash TEXT NOT NULL,
-        added_at DOUBLE PRECISION NOT NULL,
-        story_id TEXT,
-        body_hash TEXT
-    );
-    CREATE INDEX articles_body ON articles (body_hash);
-    CREATE INDEX articles_date ON articles (date);
-    CREATE INDEX articles_source ON articles (lower(source));
-    CREATE INDEX articles_added ON articles (added_at);
-    CREATE INDEX articles_url ON articles (url);
-    CREATE TABLE passages (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-        article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
-        ordinal INTEGER NOT NULL,
-        heading TEXT NOT NULL,
-        text TEXT NOT NULL,
-        start INTEGER NOT NULL,
-        "end" INTEGER NOT NULL,
-        text_hash TEXT NOT NULL,
-        sentences BYTEA,
-        embedding halfvec({dim}) NOT NULL,
-        lexemes TSVECTOR NOT NULL,
-        length INTEGER NOT NULL,
-        UNIQUE (article_id, ordinal)
-    );
-    CREATE INDEX passages_text_hash ON passages (text_hash);
-    CREATE INDEX passages_embedding ON passages USING hnsw (embedding halfvec_ip_ops);
-    CREATE INDEX passages_lexemes ON passages USING gin (lexemes);
-    CREATE TABLE embeddings (text_hash TEXT PRIMARY KEY, vector BYTEA NOT NULL);
-    CREATE TABLE sentence_vectors (
-        passage_id BIGINT PRIMARY KEY REFERENCES passages (id) ON DELETE CASCADE,
-        vectors BYTEA NOT NULL
-    );
-    CREATE TABLE secondary_embeddings (
-        model_id TEXT NOT NULL,
-        text_hash TEXT NOT NULL,
-        vector halfvec NOT NULL,
-        PRIMARY KEY (model_id, text_hash)
-    )
-    """,
-]
 
 
 class _Embeddings(Protocol):
@@ -190,7 +127,7 @@ class PgStore:
         self.dim = dim
         self.embed_quotes = embed_quotes
         self.schema = schema
-        self._where = _describe(url) + (f" (schema {schema})" if schema else "")
+        self._where = describe(url) + (f" (schema {schema})" if schema else "")
         self._lexical = PgLexical()
         self._sentence_cache: dict[int, np.ndarray | None] = {}
         self._sentence_generation = -1
@@ -198,7 +135,7 @@ class PgStore:
         self._secondary_generation: dict[str, int] = {}
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as db:
-                self._migrate(db)
+                migrate(db, self.dim, self.schema, self._where)
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -228,36 +165,6 @@ class PgStore:
         if self.schema:
             db.execute(f'SET search_path TO "{self.schema}", public')
         register_vector(db)
-
-    def _migrate(self, db: psycopg.Connection[Any]) -> None:
-        """Bring the schema to the latest version in one transaction, one process at a time
-        (the advisory lock every newsbot schema migrates under)."""
-        with db.transaction(), db.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-            if self.schema:
-                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
-                cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
-                cursor.execute(f'SET LOCAL search_path TO "{self.schema}", public')
-            else:
-                cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
-            cursor.execute(SCHEMA_VERSIONS)
-            cursor.execute("SELECT version FROM schema_versions WHERE component = %s", (COMPONENT,))
-            row = cursor.fetchone()
-            current = int(row[0]) if row else 0
-            if current > len(MIGRATIONS):
-                raise StoreError(
-                    f"the index in {self._where} was written by a newer newsbot (schema "
-                    f"{current}); upgrade"
-                )
-            for version in range(current + 1, len(MIGRATIONS) + 1):
-                script = MIGRATIONS[version - 1].replace("{dim}", str(self.dim))
-                for statement in filter(str.strip, script.split(";")):
-                    cursor.execute(statement)
-                cursor.execute(
-                    "INSERT INTO schema_versions (component, version) VALUES (%s, %s) "
-                    "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
-                    (COMPONENT, version),
-                )
 
     def _check_model(self) -> None:
         with self._transaction() as cursor:
@@ -343,9 +250,14 @@ class PgStore:
         progress: bool = False,
         on_progress: Callable[[int, int], None] | None = None,
         force: bool = False,
+        defer: bool = False,
     ) -> IngestReport:
         """Chunk, embed (only text never embedded before) and store articles, one
-        transaction per batch. `force`: cut unchanged articles again (a reindex)."""
+        transaction per batch. `force`: cut unchanged articles again (a reindex). `defer`:
+        embed nothing here: passages whose text was never embedded are stored without a
+        vector, for `newsbot worker` processes (index/pg_worker.py) to embed; until then
+        they are found by their words only, and a copy of a story is recognised by its body
+        alone (not by its lead's vector)."""
         if encoder.model_id != self.model_id:
             raise ModelMismatchError(
                 f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
@@ -361,14 +273,19 @@ class PgStore:
         with tqdm(total=len(unique), unit="article", disable=not progress, leave=False) as bar:
             for start in range(0, len(unique), BATCH_ARTICLES):
                 batch = unique[start : start + BATCH_ARTICLES]
-                self._add_batch(batch, encoder, report, force)
+                self._add_batch(batch, encoder, report, force, defer)
                 bar.update(len(batch))
                 if on_progress:
                     on_progress(min(start + BATCH_ARTICLES, len(unique)), len(unique))
         return report
 
     def _add_batch(
-        self, batch: Sequence[Article], encoder: PassageEncoder, report: IngestReport, force: bool
+        self,
+        batch: Sequence[Article],
+        encoder: PassageEncoder,
+        report: IngestReport,
+        force: bool,
+        defer: bool,
     ) -> None:
         with self._cursor() as cursor:
             cursor.execute(
@@ -381,7 +298,7 @@ class PgStore:
             return
         chunked, quotes, sentence_lists = chunk_articles(changed, encoder, self.embed_quotes)
         vectors, embedded = self._embed_missing(
-            [t for _, _, texts in chunked for t in texts] + quotes, encoder
+            [t for _, _, texts in chunked for t in texts] + quotes, encoder, embed=not defer
         )
         now = time.time()
         with self._transaction() as cursor:
@@ -397,7 +314,7 @@ class PgStore:
             first_seen = {str(r[0]): (float(r[1]), r[2]) for r in cursor.fetchall()}
             stories = self._assign_stories(
                 cursor,
-                [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked],
+                [(a, vectors.get(text_hash(t[0])) if t else None) for a, _, t in chunked],
                 {a: s for a, (_, s) in first_seen.items()},
             )
             rows_delta = tokens_delta = 0
@@ -448,13 +365,13 @@ class PgStore:
                             passage.end,
                             digest,
                             listed,
-                            _half(vectors[digest]),
+                            _half(vectors[digest]) if digest in vectors else None,
                             literal,
                             length,
                         ),
                     )
                     pid = int(cursor.fetchone()[0])  # type: ignore[index]
-                    if listed:
+                    if listed and all(h in vectors for h in sentence_digests(listed)):
                         cursor.execute(
                             "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (%s, %s)",
                             (pid, _joined_vectors(listed, vectors)),
@@ -538,20 +455,22 @@ class PgStore:
         return None
 
     def _embed_missing(
-        self, texts: list[str], encoder: PassageEncoder
+        self, texts: list[str], encoder: PassageEncoder, embed: bool = True
     ) -> tuple[dict[str, np.ndarray], int]:
+        """Vectors of these texts by hash (and how many were embedded now): from the cache,
+        the others embedded (unless not `embed`: then they are left out)."""
         wanted = {text_hash(t): t for t in texts}
         found = {
             h: blob_vectors(blob, self.dim)[0]
             for h, blob in self._stored_embeddings(list(wanted)).items()
         }
         missing = [h for h in wanted if h not in found]
-        if missing:
+        if missing and embed:
             matrix = encoder.embed_passages([wanted[h] for h in missing])
             if matrix.shape != (len(missing), self.dim):
                 raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
             found.update(zip(missing, stored_precision(matrix), strict=True))
-        return found, len(missing)
+        return found, len(missing) if embed else 0
 
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
         if not hashes:
@@ -647,12 +566,12 @@ class PgStore:
         if among is not None:
             cursor.execute(
                 "SELECT id, -(embedding <#> %s) FROM passages WHERE id = ANY(%s) "
-                "ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
+                "AND embedding IS NOT NULL ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
                 (vector, list(among), vector, k),
             )
         elif exact or self._passage_count(cursor) < ANN_MIN_VECTORS:
             cursor.execute(
-                "SELECT id, -(embedding <#> %s) FROM passages "
+                "SELECT id, -(embedding <#> %s) FROM passages WHERE embedding IS NOT NULL "
                 "ORDER BY (embedding <#> %s) + 0, id LIMIT %s",
                 (vector, vector, k),
             )
@@ -733,8 +652,10 @@ class PgStore:
             cursor.execute(
                 "SELECT id, embedding FROM passages WHERE id = ANY(%s)", (list(ids),), binary=True
             )
-            found = {int(pid): v.to_numpy() for pid, v in cursor.fetchall()}
-        return np.vstack([found[int(i)] for i in ids]).astype(np.float32)
+            found = {int(pid): v.to_numpy() for pid, v in cursor.fetchall() if v is not None}
+        # A passage still waiting for a worker's vector counts as unrelated (cosine 0).
+        zero = np.zeros(self.dim, dtype=np.float32)
+        return np.vstack([found.get(int(i), zero) for i in ids]).astype(np.float32)
 
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         if not ids:
@@ -878,7 +799,10 @@ class PgStore:
             rows = cursor.fetchall()
         if not rows:
             return [], np.zeros((0, self.dim), dtype=np.float32)
-        vectors = np.vstack([r["embedding"].to_numpy() for r in rows]).astype(np.float32)
+        zero = np.zeros(self.dim, dtype=np.float32)  # a vector not embedded yet: unrelated
+        vectors = np.vstack(
+            [zero if r["embedding"] is None else r["embedding"].to_numpy() for r in rows]
+        ).astype(np.float32)
         return [_stored_passage(r) for r in rows], vectors
 
     def recent_story_vectors(self, limit: int) -> dict[str, np.ndarray]:
@@ -886,7 +810,8 @@ class PgStore:
             cursor.execute(
                 "SELECT p.article_id, p.embedding FROM passages p WHERE p.article_id IN "
                 "(SELECT id FROM articles WHERE story_id IS NULL OR story_id = id "
-                "ORDER BY added_at DESC LIMIT %s) ORDER BY p.article_id, p.ordinal",
+                "ORDER BY added_at DESC LIMIT %s) AND p.embedding IS NOT NULL "
+                "ORDER BY p.article_id, p.ordinal",
                 (limit,),
                 binary=True,
             )
@@ -1001,26 +926,6 @@ def _as_floats(blob: bytes, dim: int) -> np.ndarray:
     """A second model's cached vector: float16 bytes (or float32, written by older stores)."""
     kind = np.float16 if len(blob) == 2 * dim else np.float32
     return np.frombuffer(bytes(blob), dtype=kind).astype(np.float32)
-
-
-def _describe(url: str) -> str:
-    """user@host:port/database, no password."""
-    from psycopg.conninfo import conninfo_to_dict
-
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "an unparsable URL"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    host, port = parts.get("host", "localhost"), parts.get("port", 5432)
-    return f"{user}{host}:{port}/{parts.get('dbname', '')}"
-
-
-def schema_name(*parts: str) -> str:
-    """A PostgreSQL schema name for a bench set: readable and at most 63 bytes."""
-    slug = "_".join(parts).lower()
-    clean = "".join(c if c.isalnum() else "_" for c in slug)
-    return clean[:48] + "_" + hashlib.sha256(slug.encode()).hexdigest()[:8]
 
 
 def reindex_database(

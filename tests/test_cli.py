@@ -44,7 +44,10 @@ def test_ask_json_answers_in_english_and_french_and_refuses_off_topic(
         first = answer["citations"][0]
         assert SEED_QUOTE in first["quote"] and "Peskov" in first["quote"]
         assert (first["source"], first["date"], first["n"]) == ("ATS", "2023-09", 1)
-        assert set(first) == {"n", "article_id", "title", "source", "date", "url", "quote", "score"}
+        assert set(first) == {
+            "n", "article_id", "title", "source", "date", "url", "quote", "score", "story"
+        }  # fmt: skip
+        assert first["story"]["sources"] == ["ATS"] and first["story"]["languages"] == ["fr"]
         assert len({c["article_id"] for c in answer["citations"]}) == len(answer["citations"])
     assert football["answered"] is False and football["citations"] == []
     text = (env / "articles" / "000_15beeeafbb7eb3ba.txt").read_text(encoding="utf-8")
@@ -61,6 +64,7 @@ def test_ask_reads_questions_from_a_file_and_prints_text(
     assert main(["ask", "--file", str(questions)]) == 0
     out = capsys.readouterr().out
     assert out.count("Q: ") == 2 and out.count(SEED_QUOTE) == 2 and "ATS, 2023-09" in out
+    assert out.count("Story: 1 source, 1 language, Sept 2023") == 2
 
 
 def test_second_ingest_embeds_nothing_and_stats_json(

