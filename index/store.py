@@ -1146,11 +1146,24 @@ class Store:
         return [int(r[0]) for r in self._db.execute(sql + " ORDER BY p.id", args)]
 
     def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
-        """The stored e5 vectors of these passages (from the FAISS cache), in order."""
+        """The stored e5 vectors of these passages (from the FAISS cache), in order. A
+        passage another process wrote since the cache was loaded (the lexical search, which
+        reads SQLite, may find it) is read from SQLite; one removed meanwhile gets zeros."""
         with self._lock:
             if not ids:
                 return np.zeros((0, self.dim), dtype=np.float32)
-            return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+            try:
+                return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+            except RuntimeError:  # a key the cache lacks
+                stored = dict(
+                    self._rows_in(
+                        "SELECT p.id, e.vector FROM passages p JOIN embeddings e "
+                        "USING (text_hash) WHERE p.id",
+                        [int(i) for i in ids],
+                    )
+                )
+        missing = bytes(2 * self.dim)  # float16 zeros
+        return blob_vectors(b"".join(stored.get(int(i), missing) for i in ids), self.dim)
 
     def secondary_vectors(self, encoder: SecondaryEncoder) -> faiss.Index:
         """The second model's FAISS index of every passage text (ids: `text_key`), brought

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.engine import Engine
@@ -160,3 +161,21 @@ def test_a_failed_reindex_removes_its_half_built_store(settings, embedder) -> No
     assert not store.retired
     store.add_articles([_article(1)], embedder)
     assert store.stats().articles >= 2
+
+
+def test_a_passage_written_elsewhere_since_the_load_has_its_vector(settings, embedder) -> None:  # type: ignore[no-untyped-def]
+    """The lexical search reads SQLite, so it finds passages a poll in another process
+    (another replica) wrote after this process loaded its FAISS cache: their vectors come
+    from SQLite instead of failing the question."""
+    reader = open_store(settings.data_dir, embedder)
+    writer = open_store(settings.data_dir, embedder)  # the other process's own store
+    writer.add_articles([_article(7)], embedder)
+    new_ids = writer.passage_ids_matching(None, None, [])
+    try:
+        assert reader.index.ntotal == 0 and len(new_ids) >= 1  # no refresh: the cache is behind
+        vectors = reader.passage_vectors(new_ids)
+        assert vectors.shape == (len(new_ids), reader.dim)
+        np.testing.assert_allclose(vectors, writer.passage_vectors(new_ids), atol=1e-6)
+    finally:
+        reader.close()
+        writer.close()

@@ -1,6 +1,7 @@
 """Two bot processes on one database (issue 14): the real `newsbot run` twice, in webhook
-mode behind a "load balancer" (this test, posting each update to one of them), sharing one
-PostgreSQL state and one index folder, against the fake Bot API and a local news feed.
+mode behind a "load balancer" (this test, posting each update to one of them), against the
+fake Bot API and a local news feed. They share one PostgreSQL (state and index), or, on one
+machine, one data folder (the SQLite state file and the SQLite + FAISS index folder).
 
 Every question is answered once; every matching story is alerted once per chat; a reindex
 made by one replica is what the other answers from; and a replica killed (-9) in the middle
@@ -23,9 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
+from bot.config import Settings
+from bot.jobs import NEWS
+from bot.state import State, open_state
 from tests.feed_server import FeedServer, serve
 from tests.postgres import free_port
 
@@ -38,7 +41,7 @@ SECRET = "replica_secret-14"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 GROUP_TOPICS = ("floods in southern Germany", "étape du Tour de France")
 PRIVATE_TOPIC = "volcanic eruption in Iceland"
-LEASE_S = 3  # how long a dead replica keeps the round: short, to keep the test short
+LEASE_S = 2  # how long a dead replica keeps the round: short, to keep the test short
 STUCK_S = 60  # Telegram's retry_after for the alert the killed replica is sending
 CHERRIES_QUESTION = "How was the cherry harvest in Kent this summer?"
 CHERRIES_QUOTE = "Fruit growers in Kent picked a record cherry harvest this summer"
@@ -115,14 +118,13 @@ def news(tmp_path: Path) -> Iterator[FeedServer]:
 
 
 def replica_env(
-    fake: FakeBotAPI, data: Path, cache_dir: Path, database_url: str, feed_url: str
+    fake: FakeBotAPI, data: Path, cache_dir: Path, database_url: str | None, feed_url: str
 ) -> dict[str, str]:
     """The environment an operator would give every replica: the same but for the port."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSBOT_")}
     env.update(
         NEWSBOT_DATA_DIR=str(data),
         NEWSBOT_CACHE_DIR=str(cache_dir),
-        NEWSBOT_DATABASE_URL=database_url,
         NEWSBOT_TELEGRAM_TOKEN=fake.token,
         NEWSBOT_TELEGRAM_API_URL=fake.base_url,
         NEWSBOT_WEBHOOK_URL=WEBHOOK_URL,
@@ -137,6 +139,8 @@ def replica_env(
         NEWSBOT_PROGRESS_INTERVAL_S="0",
         NEWSBOT_LOG_LEVEL="INFO",
     )
+    if database_url is not None:
+        env["NEWSBOT_DATABASE_URL"] = database_url
     return env
 
 
@@ -153,25 +157,28 @@ def replies(fake: FakeBotAPI, chat: dict[str, Any], message: dict[str, Any]) -> 
     return [m for m in fake.sent_messages(chat) if m.reply_to == message["message_id"]]
 
 
-def round_holder(database_url: str) -> int | None:
+def round_holder(state: State) -> int | None:
     """The pid of the replica holding the round's job now (its lease names host:pid:…)."""
-    with psycopg.connect(database_url) as db:
-        row = db.execute("SELECT holder, expires_at FROM job_leases WHERE job = 'news'").fetchone()
-    return int(row[0].split(":")[1]) if row else None
+    lease = state.job_lease(NEWS)
+    return int(lease.holder.split(":")[1]) if lease else None
 
 
+@pytest.mark.parametrize("backend", ["postgres", "sqlite"])
 def test_two_replicas_answer_once_alert_once_follow_a_reindex_and_survive_a_kill(
+    backend: str,
+    request: pytest.FixtureRequest,
     fake_api: FakeBotAPI,
     news: FeedServer,
-    database_url: str,
     tmp_path: Path,
     cache_dir: Path,
     embedder: Any,
 ) -> None:
+    url = request.getfixturevalue("database_url") if backend == "postgres" else None
     data = make_data_dir(tmp_path / "data")
-    engine_for(data, cache_dir, embedder).close()  # the shared index, built once
+    engine_for(data, cache_dir, embedder, database_url=url).close()  # the index, built once
+    state = open_state(Settings(_env_file=None, data_dir=data, database_url=url))
     wire = Wire(news)
-    env = replica_env(fake_api, data, cache_dir, database_url, wire.url)
+    env = replica_env(fake_api, data, cache_dir, url, wire.url)
     replicas = [Replica(f"replica-{n}", env, tmp_path) for n in (0, 1)]
     update_ids = itertools.count(1)
 
@@ -243,22 +250,24 @@ def test_two_replicas_answer_once_alert_once_follow_a_reindex_and_survive_a_kill
             "the stuck alert",
         )  # fmt: skip
         assert stuck and alerts_in(fake_api, group) == [FLOODS.title, TOUR.title]
-        holder = round_holder(database_url)
+        holder = round_holder(state)
         (killed,) = [r for r in replicas if r.process.pid == holder]
         time.sleep(2 * LEASE_S)
         assert alerts_in(fake_api, private) == []
-        assert round_holder(database_url) == holder
+        assert round_holder(state) == holder
 
         # ... and when it is killed, the other takes the round over once the lease has run
         # out, and sends the alert the dead one had claimed: nothing lost, nothing doubled.
         killed.kill()
         fake_api.wait_for(lambda: alerts_in(fake_api, private), 30, "the taken-over alert")
-        time.sleep(2 * LEASE_S)  # more rounds: nothing more is sent
+        time.sleep(LEASE_S)  # more rounds: nothing more is sent
         (survivor,) = [r for r in replicas if r is not killed]
         assert survivor.process.poll() is None, survivor.tail()
     finally:
         for replica in replicas:
             replica.stop()
+        sent = state.alerts()
+        state.close()
 
     assert alerts_in(fake_api, group) == [FLOODS.title, TOUR.title]
     assert alerts_in(fake_api, private) == [VOLCANO.title]
@@ -266,6 +275,8 @@ def test_two_replicas_answer_once_alert_once_follow_a_reindex_and_survive_a_kill
         (answer,) = replies(fake_api, chat, message)
         assert SEED_QUOTE in answer.text
     assert len(replies(fake_api, admin_chat, after)) == 1
-    with psycopg.connect(database_url) as db:
-        rows = db.execute("SELECT chat_id, delivered FROM alerts_sent ORDER BY chat_id").fetchall()
-    assert rows == [(group["id"], True), (group["id"], True), (private["id"], True)]
+    assert sorted((a.chat_id, a.delivered) for a in sent) == [
+        (group["id"], True),
+        (group["id"], True),
+        (private["id"], True),
+    ]
