@@ -36,7 +36,14 @@ from bot.alerts import AlertMatch, matching_subscriptions, topic_vectors
 from bot.answer import Citation
 from bot.config import Settings
 from bot.engine import Engine
-from bot.handlers import command_argument, engine_of, send_replies, settings_of, state_of
+from bot.handlers import (
+    command_argument,
+    engine_of,
+    send_replies,
+    settings_of,
+    state_of,
+    while_typing,
+)
 from bot.render import (
     MAX_MESSAGE_UNITS,
     message_units,
@@ -245,7 +252,20 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         key = "digest_daily_set_tomorrow" if passed else "digest_daily_set"
         await send_replies(context, message, [say(lang, key, time=at, zone=zone)])
         return
-    await send_replies(context, message, await post_digest_now(context, chat_id, chat_type, lang))
+    subscriptions = await asyncio.to_thread(state.subscriptions, chat_id)
+    if not subscriptions:
+        await send_replies(context, message, [say(lang, "digest_no_topics")])
+        return
+    active = [s for s in subscriptions if not s.paused]
+    if not active:
+        await send_replies(context, message, [say(lang, "subscriptions_paused")])
+        return
+    schedule = await asyncio.to_thread(state.digest_schedule, chat_id)
+    work = digest_messages(engine_of(context), settings_of(context), active, schedule, lang)
+    messages, end, _ = await while_typing(context, message, work)
+    await send_replies(context, message, with_status(messages, schedule, lang))
+    # Only once it is out: a digest that failed to send is composed again next time.
+    await asyncio.to_thread(state.record_digest, chat_id, chat_type, end)
 
 
 def _status(schedule: DigestSchedule | None, lang: str) -> Html:
@@ -256,22 +276,9 @@ def _status(schedule: DigestSchedule | None, lang: str) -> Html:
     return text
 
 
-async def post_digest_now(
-    context: ContextTypes.DEFAULT_TYPE, chat_id: int, chat_type: str, lang: str
-) -> list[str]:
-    """The messages of the chat's digest now (the window then starts again)."""
-    state = state_of(context)
-    subscriptions = await asyncio.to_thread(state.subscriptions, chat_id)
-    if not subscriptions:
-        return [say(lang, "digest_no_topics")]
-    active = [s for s in subscriptions if not s.paused]
-    if not active:
-        return [say(lang, "subscriptions_paused")]
-    schedule = await asyncio.to_thread(state.digest_schedule, chat_id)
-    messages, end, _ = await digest_messages(
-        engine_of(context), settings_of(context), active, schedule, lang
-    )
-    await asyncio.to_thread(state.record_digest, chat_id, chat_type, end)
+def with_status(messages: list[str], schedule: DigestSchedule | None, lang: str) -> list[str]:
+    """The digest's messages ending with the chat's daily schedule (in the last message when
+    it fits)."""
     last = messages[-1] + "\n\n" + schedule_text(schedule, lang)
     fits = message_units(last) <= MAX_MESSAGE_UNITS
     return [*messages[:-1], last] if fits else [*messages, schedule_text(schedule, lang)]
@@ -347,16 +354,21 @@ async def run_digest_round(
             continue
         lang = schedule.lang or DEFAULT_LANGUAGE
         messages, end, stories = await digest_messages(engine, settings, active, schedule, lang)
-        if stories and await _post(bot, state, schedule.chat_id, messages):
-            posted += 1
-        await asyncio.to_thread(state.record_digest, schedule.chat_id, schedule.chat_type, end)
+        chat_id = schedule.chat_id
+        if stories:
+            sent_to = await _post(bot, state, schedule.chat_id, messages)
+            if sent_to is None:
+                continue  # not out: its stories stay for the next digest
+            chat_id, posted = sent_to, posted + 1
+        await asyncio.to_thread(state.record_digest, chat_id, schedule.chat_type, end)
         log.info("chat %s: daily digest of %s, %d stories", schedule.chat_id, day, stories)
     return posted
 
 
-async def _post(bot: Bot, state: State, chat_id: int, messages: list[str]) -> bool:
-    """Send the messages; a chat that blocked or removed the bot is paused (as for alerts),
-    a group that became a supergroup is followed."""
+async def _post(bot: Bot, state: State, chat_id: int, messages: list[str]) -> int | None:
+    """Send the messages; the chat's id (a group that became a supergroup has a new one),
+    or None when they did not go out (a chat that blocked or removed the bot is paused, as
+    for alerts)."""
     for text in messages:
         for _ in range(2):
             try:
@@ -374,8 +386,8 @@ async def _post(bot: Bot, state: State, chat_id: int, messages: list[str]) -> bo
             except Forbidden as exc:
                 log.warning("chat %s blocked or removed the bot (%s): pausing it", chat_id, exc)
                 await asyncio.to_thread(state.pause_chat, chat_id)
-                return False
+                return None
             except TelegramError as exc:
                 log.error("digest to %s failed: %s", chat_id, exc)
-                return False
-    return True
+                return None
+    return chat_id

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ from bot.state import State
 from index.articles import article_from_record
 
 from .bot_harness import engine_for, make_data_dir, replies_to, running_bot, wait_for_replies
-from .fake_bot_api import FakeBotAPI, SentMessage
+from .fake_bot_api import ApiError, FakeBotAPI, SentMessage
 from .story_days import ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, SWARM, _record
 
 TOPIC = "volcanic eruption in Iceland"
@@ -303,3 +303,38 @@ def test_a_long_digest_is_split_between_stories_within_telegrams_limit(
             assert all(m.text.count("🔖") <= 1 for m in digest)
 
     asyncio.run(scenario())
+
+
+def test_a_daily_digest_a_chat_cannot_receive_pauses_it_and_keeps_its_stories(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    zoe = fake_api.user("Zoe")
+    chat = fake_api.private_chat(zoe)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    eight = datetime.combine(tomorrow, datetime.min.time(), UTC).replace(hour=8)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine) as running:
+            state = state_of(running)
+            await ask(fake_api, chat, zoe, f"/subscribe {TOPIC}")
+            await ask(fake_api, chat, zoe, "/digest daily 08:00")
+            # Telegram refuses the send (as when the user blocked the bot unseen).
+            blocked = ApiError(403, "Forbidden: bot was blocked by the user")
+            fake_api.fail_sends_to(chat, blocked)
+            assert await daily_round(running, eight) == 0
+            assert sends_to(fake_api, chat) == 3  # 2 replies, then the refused digest
+            assert all(s.paused for s in state.subscriptions(chat["id"]))
+            assert state.digest_schedule(chat["id"]).last_at is None  # type: ignore[union-attr]
+            # Subscribing again resumes the chat: the next day's digest has the stories the
+            # refused one had.
+            await ask(fake_api, chat, zoe, f"/subscribe {TOPIC}")
+            assert await daily_round(running, eight + timedelta(days=1)) == 1
+            (digest,) = [m for m in fake_api.sent_messages(chat) if m.text.startswith("📰")]
+            assert FIRST_ANY.match(digest.text) and len(quotes([digest])) >= 5
+
+    asyncio.run(scenario())
+
+
+def sends_to(fake: FakeBotAPI, chat: dict[str, Any]) -> int:
+    """sendMessage requests for `chat`, refused ones included."""
+    return sum(str(c.params.get("chat_id")) == str(chat["id"]) for c in fake.calls("sendMessage"))
