@@ -28,6 +28,8 @@ from .story_days import ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, SWAR
 
 TOPIC = "volcanic eruption in Iceland"
 PARIS = ZoneInfo("Europe/Paris")
+# No feed-and-alert round: its alerts would land between the digests these tests count.
+NO_ROUNDS = {"poll_interval_minutes": 0}
 NO_DAILY = "No daily digest here: /digest daily 08:00 sets one."
 NO_TOPICS = "This chat follows no topic, so I have nothing to digest."
 FIRST = "📰 Digest: 5 stories on this chat's topics in the last 24 hours (this chat's first"
@@ -110,7 +112,7 @@ def test_digest_posts_one_quote_per_story_since_the_last_digest_and_nothing_twic
     chat = fake_api.private_chat(ann)
 
     async def scenario() -> None:
-        async with running_bot(fake_api, engine):
+        async with running_bot(fake_api, engine, **NO_ROUNDS):
             assert (await ask(fake_api, chat, ann, "/digest")).startswith(NO_TOPICS)
             await ask(fake_api, chat, ann, f"/subscribe {TOPIC}")
 
@@ -180,7 +182,7 @@ def test_a_groups_daily_digest_is_set_by_its_admins_and_posted_once_a_day(
         return [m for m in fake_api.sent_messages(group) if m.text.startswith("📰")]
 
     async def first_run() -> None:
-        async with running_bot(fake_api, engine) as running:
+        async with running_bot(fake_api, engine, **NO_ROUNDS) as running:
             queue = running.application.job_queue
             assert queue is not None and queue.get_jobs_by_name("digests")  # the job is on
             refused = await ask(fake_api, group, bob, "/digest daily 08:00")
@@ -212,7 +214,7 @@ def test_a_groups_daily_digest_is_set_by_its_admins_and_posted_once_a_day(
             assert await daily_round(running, at(0, 23, 59)) == 0
 
     async def after_restart() -> None:
-        async with running_bot(fake_api, engine) as running:
+        async with running_bot(fake_api, engine, **NO_ROUNDS) as running:
             assert await daily_round(running, at(0, 9, 0)) == 0  # that day had its digest
             status = await ask(fake_api, group, bob, "/digest status")  # anyone may ask
             assert status.startswith("Résumé quotidien : chaque jour à 08:00 (Europe/Paris).")
@@ -277,7 +279,7 @@ def test_a_long_digest_is_split_between_stories_within_telegrams_limit(
     reports = [long_eruption(n, *names) for n, names in enumerate(VOLCANOES)]
 
     async def scenario() -> None:
-        async with running_bot(fake_api, engine):
+        async with running_bot(fake_api, engine, **NO_ROUNDS):
             await ask(fake_api, chat, eva, "/subscribe volcanoes erupting around the world")
             await ask(fake_api, chat, eva, "/digest")  # the stories indexed so far
             await asyncio.to_thread(engine.add_articles, [article_from_record(r) for r in reports])
@@ -314,7 +316,7 @@ def test_a_daily_digest_a_chat_cannot_receive_pauses_it_and_keeps_its_stories(
     eight = datetime.combine(tomorrow, datetime.min.time(), UTC).replace(hour=8)
 
     async def scenario() -> None:
-        async with running_bot(fake_api, engine) as running:
+        async with running_bot(fake_api, engine, **NO_ROUNDS) as running:
             state = state_of(running)
             await ask(fake_api, chat, zoe, f"/subscribe {TOPIC}")
             await ask(fake_api, chat, zoe, "/digest daily 08:00")
