@@ -73,8 +73,9 @@ def answer_followup(
 ) -> Answer:
     """`question` answered within `thread`'s story (its best sentence by the quote model,
     once one clears FOLLOWUP_FLOOR); when the reply asks about something else
-    (`asks_elsewhere`) or nothing in the story answers it, from all the news as any
-    question is (`in_story` False), or "no source"."""
+    (`asks_elsewhere`) or nothing in the story answers it, from all the news (`in_story`
+    False; a date named in it is not searched first, as `answer_questions` does), or "no
+    source"."""
     (vector,) = retriever.encoder.embed_queries([question])
     story = SearchFilters(articles=thread.article_ids)
     (everywhere,) = retriever.retrieve_many([question], vectors=vector[None, :])
