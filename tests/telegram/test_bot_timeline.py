@@ -18,14 +18,21 @@ from .fake_bot_api import FakeBotAPI, SentMessage
 from .story_days import ENDED, ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, RETURN, SWARM
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def engine(
-    tmp_path_factory: pytest.TempPathFactory, cache_dir: Path, embedder: Any
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    cache_dir: Path,
+    embedder: Any,
 ) -> Iterator[Engine]:
-    records = [*ICELAND, ERUPTION_COPY, *OTHER_NEWS]
-    engine = engine_for(
-        make_data_dir(tmp_path_factory.mktemp("timeline"), records), cache_dir, embedder
+    """The Iceland story and other news: the index in SQLite + FAISS, then in PostgreSQL +
+    pgvector (NEWSBOT_DATABASE_URL)."""
+    url = (
+        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
     )
+    records = [*ICELAND, ERUPTION_COPY, *OTHER_NEWS]
+    data = make_data_dir(tmp_path_factory.mktemp(f"timeline-{request.param}"), records)
+    engine = engine_for(data, cache_dir, embedder, database_url=url)
     yield engine
     engine.close()
 
@@ -55,7 +62,7 @@ def test_a_timeline_lists_dated_quotes_oldest_first_one_per_article(
     chat = fake_api.private_chat(ann)
 
     async def scenario() -> None:
-        async with running_bot(fake_api, engine):
+        async with running_bot(fake_api, engine, poll_interval_minutes=0):
             replies = await timeline(fake_api, chat, ann, "/timeline eruption near Grindavik")
             text = "\n".join(m.text for m in replies)
             assert text.startswith("🕰 eruption near Grindavik: how it developed, oldest first.")
@@ -89,7 +96,7 @@ def test_what_happened_since_a_date_starts_the_timeline_there_in_english_and_fre
     group = fake_api.group("Newsroom")
 
     async def scenario() -> None:
-        async with running_bot(fake_api, engine):
+        async with running_bot(fake_api, engine, poll_interval_minutes=0):
             english = await timeline(
                 fake_api, ann_chat, ann, "What happened in Iceland since July 10, 2024?"
             )
