@@ -21,6 +21,7 @@ from index.articles import ArticleError, clean_text, normalise_date
 
 if TYPE_CHECKING:
     from bot.engine import Engine
+    from index.store import IngestReport
 
 log = logging.getLogger("newsbot")
 
@@ -37,6 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
         "ingest", help="add article files, folders or web pages (http/https URLs) to the index"
     )
     ingest.add_argument("paths", nargs="+", help="files, folders or http(s) URLs")
+    ingest.add_argument(
+        "--defer-embedding",
+        action="store_true",
+        help="store the passages and leave their vectors to `newsbot worker` processes "
+        "(NEWSBOT_DATABASE_URL only)",
+    )
+    worker = sub.add_parser(
+        "worker", help="embed the passages an ingest left waiting (NEWSBOT_DATABASE_URL only)"
+    )
+    worker.add_argument("--once", action="store_true", help="stop when none is left")
+    worker.add_argument("--batch", type=int, default=16, help="passages taken at a time")
 
     sub.add_parser("reindex", help="rebuild the index from articles/ and the stored articles")
     sub.add_parser("poll", help="one round of feed polling (NEWSBOT_FEEDS and added feeds)")
@@ -202,7 +214,10 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
             failures += 1
     if not paths:
         return 1 if failures and failures == len(urls) else 0
-    report, errors = engine.ingest(paths, progress=sys.stderr.isatty())
+    if args.defer_embedding:
+        report, errors = _ingest_deferred(engine, paths)
+    else:
+        report, errors = engine.ingest(paths, progress=sys.stderr.isatty())
     for error in errors:
         print(f"skipped {error}", file=sys.stderr)
     print(
@@ -210,6 +225,41 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         f"{report.passages} passages, {report.embedded} embedded"
     )
     return 1 if errors and not (report.added or report.updated or report.unchanged) else 0
+
+
+def _ingest_deferred(engine: Engine, paths: list[Path]) -> tuple[IngestReport, list[str]]:
+    """Ingest without embedding: the passages wait for `newsbot worker` processes."""
+    from index.articles import load_articles
+    from index.pg_store import PgStore
+
+    store = engine.store
+    if not isinstance(store, PgStore):
+        raise _UserError("--defer-embedding needs the index in PostgreSQL (NEWSBOT_DATABASE_URL)")
+    loaded = load_articles(paths)
+    report = store.add_articles(
+        loaded.articles, engine.embedder, progress=sys.stderr.isatty(), defer=True
+    )
+    return report, loaded.errors + report.rejected
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Embed waiting passages until interrupted (or, with --once, until none is left)."""
+    from index.pg_store import PgStore
+    from index.pg_worker import run_worker
+
+    engine = _engine(settings)
+    store = engine.store
+    if not isinstance(store, PgStore):
+        raise _UserError("`newsbot worker` needs the index in PostgreSQL (NEWSBOT_DATABASE_URL)")
+    done = 0
+    try:
+        done = run_worker(store, engine.embedder, once=args.once, batch=args.batch)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.close()
+    print(f"{done} passages embedded")
+    return 0
 
 
 def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
@@ -472,6 +522,7 @@ def cmd_healthcheck(args: argparse.Namespace, settings: Settings) -> int:
 _COMMANDS = {
     "ingest": cmd_ingest,
     "reindex": cmd_reindex,
+    "worker": cmd_worker,
     "poll": cmd_poll,
     "ask": cmd_ask,
     "stats": cmd_stats,
