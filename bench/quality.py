@@ -217,7 +217,7 @@ def database_copy(
     schema = schema_name(name, model_slug(embedder.model_id), fingerprint)
     copy = PgStore(settings.database_url.get_secret_value(), embedder.model_id, embedder.dim,
                    schema=schema)  # fmt: skip
-    if copy.stats().articles == 0:
+    if copy.stats().articles < len(articles):  # new, or a copy cut short: (re)fill it
         started = time.monotonic()
         secondary = []
         if settings.use_weight > 0:
@@ -228,8 +228,8 @@ def database_copy(
         report = copy.add_articles(articles, embedder, progress=True)
         print(
             f"  {name}: copied into PostgreSQL schema {schema} in "
-            f"{time.monotonic() - started:.0f} s ({report.passages} passages, "
-            f"{report.embedded} texts embedded)",
+            f"{time.monotonic() - started:.0f} s ({report.added} articles added, "
+            f"{report.passages} passages, {report.embedded} texts embedded)",
             flush=True,
         )
     store.close()
