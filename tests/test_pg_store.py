@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.engine import Engine, build_retriever
+from bot.state import open_state
 from bot.state import postgres as state_postgres
 from index import pg_schema
 from index import pg_store as pg_store_module
@@ -213,9 +214,12 @@ def test_the_engine_puts_the_index_and_the_state_in_the_database(
     report = engine.reindex()
     assert report.articles == 1 and report.embedded == 0
     engine.close()
+    state = open_state(on_pg)  # the bot's state beside the index, in the same database
+    assert isinstance(state, state_postgres.PostgresState)
+    state.close()
     with psycopg.connect(database_url) as db:
         versions = dict(db.execute("SELECT component, version FROM schema_versions").fetchall())
-        assert versions["index"] == len(pg_schema.MIGRATIONS)
+        assert versions["index"] == len(pg_schema.MIGRATIONS) and versions["state"] >= 1
         count = db.execute("SELECT count(*) FROM articles").fetchone()
         assert count is not None and count[0] == 1
     on_sqlite = Engine(settings, embedder)
