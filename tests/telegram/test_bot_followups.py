@@ -180,3 +180,22 @@ def test_each_source_says_how_many_sources_languages_and_days_its_story_spans(
             assert quote["offset"] < story["offset"]
 
     run(scenario)
+
+
+def test_a_reply_to_a_message_that_is_not_an_answer_is_a_new_question(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    # A chat of its own: the module's tests share one state, and the fake server numbers
+    # chats and messages from the start in every test (Telegram never reuses an id).
+    ann = fake_api.user("Zed", user_id=777001)
+    chat = fake_api.private_chat(ann)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine):
+            asked = fake_api.user_says(chat, ann, "/help")
+            (help_text,) = await wait_for_replies(fake_api, chat, asked)
+            reply = fake_api.user_says(chat, ann, HURT_QUESTION, reply_to=help_text.message_id)
+            (answer,) = await wait_for_replies(fake_api, chat, reply)
+            assert answer.text.startswith("1. Regional train derails")
+
+    run(scenario)
