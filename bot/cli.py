@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import calendar
 import datetime
 import json
@@ -21,6 +22,9 @@ from index.articles import ArticleError, clean_text, normalise_date
 
 if TYPE_CHECKING:
     from bot.engine import Engine
+    from bot.state import State
+    from index.corpus import RebuildReport
+    from index.embedding import Embedder
     from index.store import IngestReport
 
 log = logging.getLogger("newsbot")
@@ -283,27 +287,17 @@ def cmd_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from index.corpus import RebuildInProgress, rebuild_store
+    from index.corpus import RebuildInProgress
     from index.embedding import EmbeddingModelError, embedder_for
 
     try:
         embedder = embedder_for(settings)
-        if settings.database_url is not None:  # the index is in the database: cut in place
-            from bot.engine import open_index
-            from index.corpus import reindex_in_database
-
-            index = open_index(settings, embedder)
-            report = reindex_in_database(
-                index, settings.data_dir, embedder, progress=sys.stderr.isatty()
-            )
-            index.close()
-        else:
-            store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
-            store.close()
+        if settings.database_url is not None or settings.state_path.exists():
+            report = asyncio.run(_reindex_holding_the_round(settings, embedder))
+        else:  # no bot has run on this data: no round to keep out
+            report = _rebuild(settings, embedder)
     except (RebuildInProgress, EmbeddingModelError) as exc:
         raise _UserError(str(exc)) from None
-    if settings.database_url is not None or settings.state_path.exists():
-        _skip_reindexed_stories(settings)
     for error in report.errors:
         print(f"skipped {error}", file=sys.stderr)
     print(
@@ -314,17 +308,51 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _skip_reindexed_stories(settings: Settings) -> None:
-    """A rebuilt index dates every story from now: the bot's alerts must not take them for
-    new ones."""
-    from bot.rounds import restart_watermark
+def _rebuild(settings: Settings, embedder: Embedder) -> RebuildReport:
+    from index.corpus import rebuild_store
+
+    if settings.database_url is not None:  # the index is in the database: cut in place
+        from bot.engine import open_index
+        from index.corpus import reindex_in_database
+
+        index = open_index(settings, embedder)
+        try:
+            return reindex_in_database(
+                index, settings.data_dir, embedder, progress=sys.stderr.isatty()
+            )
+        finally:
+            index.close()
+    store, report = rebuild_store(settings.data_dir, embedder, progress=sys.stderr.isatty())
+    store.close()
+    return report
+
+
+async def _reindex_holding_the_round(settings: Settings, embedder: Embedder) -> RebuildReport:
+    """Rebuild while holding the bot's feed-poll-and-alert round (bot/jobs.py), as /reindex
+    does: no bot process polls into the index being replaced, and none alerts the rebuilt
+    stories as new (the watermark moves past them before the round is given up)."""
+    from bot.jobs import NEWS, holding_job
     from bot.state import open_state
 
     state = open_state(settings)
     try:
-        restart_watermark(state)
+        seconds = settings.job_lease_seconds
+        async with holding_job(state, NEWS, seconds) as job:
+            if job is not None:
+                return await _rebuild_and_skip(settings, embedder, state)
+        print("waiting for the bot's feed poll and alert round to end…", file=sys.stderr)
+        async with holding_job(state, NEWS, seconds, wait_s=float("inf")):
+            return await _rebuild_and_skip(settings, embedder, state)
     finally:
         state.close()
+
+
+async def _rebuild_and_skip(settings: Settings, embedder: Embedder, state: State) -> RebuildReport:
+    from bot.rounds import restart_watermark
+
+    report = await asyncio.to_thread(_rebuild, settings, embedder)
+    await asyncio.to_thread(restart_watermark, state)
+    return report
 
 
 def read_questions(args: argparse.Namespace) -> list[str]:

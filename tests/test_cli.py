@@ -292,3 +292,31 @@ def test_poll_and_reindex_keep_the_bots_state_in_postgresql_when_a_database_is_s
     err = capsys.readouterr().err
     assert err.startswith("newsbot: cannot connect to the database at newsbot@127.0.0.1:1/news")
     assert "s3cret" not in err and err.count("\n") == 1
+
+
+def test_reindex_waits_for_a_bots_round_and_moves_the_watermark_after_it(
+    env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`newsbot reindex` takes the bot's feed-poll-and-alert round as /reindex does: while a
+    bot process holds it, the rebuild waits (a poll would write into the index being
+    replaced); it then holds the round itself, moves the watermark past the rebuilt stories
+    and gives the round up."""
+    from bot.alerts import WATERMARK
+    from bot.config import Settings
+    from bot.jobs import NEWS
+    from bot.state import open_state
+
+    assert main(["ingest", str(env / "articles")]) == 0
+    bot = open_state(Settings(_env_file=None, data_dir=env))  # a bot in its round
+    try:
+        assert bot.acquire_job(NEWS, 2.0)
+        lease = bot.job_lease(NEWS)
+        assert lease is not None and lease.holder == bot.holder
+        assert main(["reindex"]) == 0
+        assert "waiting for the bot's feed poll and alert round" in capsys.readouterr().err
+        # The bot's lease ran out before the rebuild took the round, and the rebuild gave it
+        # up when done; the watermark was moved after the rebuild.
+        assert bot.job_lease(NEWS) is None
+        assert float(bot.get(WATERMARK) or 0) >= lease.expires_at
+    finally:
+        bot.close()
