@@ -53,14 +53,23 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
     first_quote = answer.citations[0].quote.strip()
     if answer.answer.strip() and answer.answer.strip() != first_quote:
         blocks.append(_fit(lambda cut: f"<b>{_escape(cut)}</b>", answer.answer.strip(), limit))
-    blocks += [render_citation(c, limit, lang) for c in answer.citations]
+    first_of_story: dict[frozenset[str], int] = {}  # a story told by several citations
+    for c in answer.citations:
+        story = frozenset(c.story.article_ids) if c.story is not None else frozenset()
+        same = first_of_story.setdefault(story, c.n) if story else c.n
+        blocks.append(render_citation(c, limit, lang, same_story_as=same if same != c.n else None))
     return pack_blocks(blocks, limit)
 
 
-def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS, lang: str = "en") -> str:
+def render_citation(
+    citation: Citation,
+    limit: int = MAX_MESSAGE_UNITS,
+    lang: str = "en",
+    same_story_as: int | None = None,
+) -> str:
     """One numbered citation: its title (linked when the URL is http(s)), source and date,
-    then the quote, then its story's corroboration (`render_story`); the quote is shortened
-    until the whole fits in `limit`."""
+    then the quote, then its story's corroboration (`render_story`; "the same as N" when
+    citation N already told it); the quote is shortened until the whole fits in `limit`."""
     title = _escape(_shorten(citation.title.strip(), MAX_TITLE_UNITS) or "—")
     if citation.url and is_web_url(citation.url):
         title = f'<a href="{html.escape(citation.url, quote=True)}">{title}</a>'
@@ -70,7 +79,11 @@ def render_citation(citation: Citation, limit: int = MAX_MESSAGE_UNITS, lang: st
         if x
     )
     head = f"<b>{citation.n}.</b> {title}" + (f" — {origin}" if origin else "")
-    story = "" if citation.story is None else f"\n<i>{render_story(citation.story, lang)}</i>"
+    story = ""
+    if same_story_as is not None:
+        story = f"\n<i>{say(lang, 'story_same', n=same_story_as)}</i>"
+    elif citation.story is not None:
+        story = f"\n<i>{render_story(citation.story, lang)}</i>"
     return _fit(
         lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>{story}",
         citation.quote.strip(),

@@ -49,6 +49,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "articles. Under each quote I say how many sources, languages and days its story "
         "spans; copies of one wire dispatch count as one source.",
         "story": "Story: {summary}",
+        "story_same": "Story: the same as {n}.",
         "story_sources_one": "1 source",
         "story_sources_many": "{count} sources",
         "story_languages_one": "1 language",
@@ -208,6 +209,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "sources, de langues et de jours couvre son sujet ; les copies d'une même dépêche "
         "comptent pour une source.",
         "story": "Sujet : {summary}",
+        "story_same": "Sujet : le même qu'en {n}.",
         "story_sources_one": "1 source",
         "story_sources_many": "{count} sources",
         "story_languages_one": "1 langue",

@@ -3,16 +3,17 @@ counted once; on a real index (SQLite, FAISS, the bundled model) and rendered.""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.answer import Citation
+from bot.answer import Answer, Citation
 from bot.corroboration import Corroboration, Dispatch, are_copies, corroboration, shingles
 from bot.engine import Engine
-from bot.render import date_span, message_units, render_citation, render_story
+from bot.render import date_span, message_units, render_answer, render_citation, render_story
 from tests.story_news import FERRY, FERRY_COPY, FERRY_FR, FERRY_TEXT, STORIES, TRAIN
 from tests.telegram.bot_harness import engine_for, make_data_dir
 
@@ -138,3 +139,26 @@ def test_a_long_quote_is_shortened_so_the_story_line_still_fits() -> None:
         "…</blockquote>\n<i>Story: 1 source, 1 language, 12–13 Sept 2023 · ATS, Le Temps: "
         "copies of one dispatch, counted once</i>"
     )
+
+
+def test_a_story_told_by_two_citations_is_described_once() -> None:
+    ferry = Corroboration(
+        ("a", "b"), ("Coast Wire", "Le Courrier"), ("en", "fr"), "2024-07-10", "2024-07-11",
+        (Dispatch(("a",), ("Coast Wire",)), Dispatch(("b",), ("Le Courrier",))),
+    )  # fmt: skip
+    from_b = dataclasses.replace(
+        ferry, article_ids=("b", "a"), sources=("Le Courrier", "Coast Wire")
+    )
+    train = Corroboration(("c",), ("Rail",), ("en",), "2024-07-10", "2024-07-10", ())
+    citations = [
+        Citation(1, "a", "Ferry", "Coast Wire", "2024-07-10", None, "A ferry hit.", 0.5, ferry),
+        Citation(2, "c", "Train", "Rail", "2024-07-10", None, "A train left.", 0.5, train),
+        Citation(3, "b", "Ferry", "Le Courrier", "2024-07-11", None, "Un ferry.", 0.5, from_b),
+    ]
+    answer = Answer("q?", True, "A ferry hit.", citations)
+    (english,) = render_answer(answer, "en")
+    assert english.count("Story: 2 sources, 2 languages") == 1
+    assert "<i>Story: 1 source, 1 language, 10 July 2024</i>" in english
+    assert english.endswith("<i>Story: the same as 1.</i>")
+    (french,) = render_answer(answer, "fr")
+    assert french.endswith("<i>Sujet : le même qu'en 1.</i>")
