@@ -660,13 +660,34 @@ class PgStore:
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         if not ids:
             return {}
+        # Each article read (and built) once, not once per passage: an article's text is
+        # most of what a question reads, and several of its passages are often candidates.
         with self._rows() as cursor:
             cursor.execute(
-                f"SELECT {_PASSAGE_COLUMNS} FROM passages p JOIN articles a "
-                "ON a.id = p.article_id WHERE p.id = ANY(%s)",
+                'SELECT p.id AS pid, p.ordinal, p.heading, p.text AS ptext, p.start, p."end", '
+                "p.article_id FROM passages p WHERE p.id = ANY(%s)",
                 (list(ids),),
             )
-            return {int(r["pid"]): _stored_passage(r) for r in cursor.fetchall()}
+            rows = cursor.fetchall()
+            cursor.execute(
+                "SELECT * FROM articles WHERE id = ANY(%s)",
+                (list({r["article_id"] for r in rows}),),
+            )
+            articles = {r["id"]: (_article_from_row(r), r["story_id"]) for r in cursor.fetchall()}
+        return {
+            int(r["pid"]): StoredPassage(
+                id=int(r["pid"]),
+                article=articles[r["article_id"]][0],
+                ordinal=int(r["ordinal"]),
+                heading=r["heading"],
+                text=r["ptext"],
+                start=int(r["start"]),
+                end=int(r["end"]),
+                story_id=articles[r["article_id"]][1] or r["article_id"],
+            )
+            for r in rows
+            if r["article_id"] in articles
+        }
 
     def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
         """The stored vectors of each passage's quotable sentences, as the SQLite store
