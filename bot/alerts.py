@@ -153,6 +153,22 @@ class DeliveryReport:
     stopped: bool = False  # the job's lease may have run out: the rest is left to the next round
 
 
+async def remember_alert(state: State, chat_id: int, message_id: int, match: AlertMatch) -> None:
+    """Keep the alert as an answer to its topic, so that a reply to it ("how many were
+    hurt?") is a follow-up within its story (bot/followup.py). The alert is out already: a
+    state that fails here costs the follow-up, not the alert."""
+    try:
+        await asyncio.to_thread(
+            state.remember_answer,
+            chat_id,
+            [message_id],
+            match.subscription.topic,
+            [match.passage.article.id],
+        )
+    except Exception:
+        log.exception("chat %s: could not remember alert %s for follow-ups", chat_id, message_id)
+
+
 async def deliver_alerts(
     bot: Bot,
     state: State,
@@ -189,7 +205,7 @@ async def deliver_alerts(
             continue
         for attempt in range(max_retries):
             try:
-                await bot.send_message(
+                posted = await bot.send_message(
                     chat_id,
                     render_alert(match),
                     parse_mode=ParseMode.HTML,
@@ -197,6 +213,7 @@ async def deliver_alerts(
                 )
                 await asyncio.to_thread(state.mark_delivered, chat_id, match.story_id)
                 report.sent += 1
+                await remember_alert(state, chat_id, posted.message_id, match)
                 break
             except Forbidden as exc:
                 log.warning(

@@ -446,8 +446,8 @@ class State(ABC):
                 )
 
     def sent_answer(self, chat_id: int, message_id: int) -> SentAnswer | None:
-        """What the answer in this message was about; None for another message (an alert,
-        a help text) or an answer forgotten since."""
+        """What the answer (or alert) in this message was about; None for another message
+        (a help text, a digest) or an answer forgotten since."""
         rows = self._fetch(
             "SELECT question, article_ids, sent_at FROM answers_sent "
             "WHERE chat_id = ? AND message_id = ?",

@@ -167,6 +167,16 @@ def test_a_group_gets_one_alert_per_matching_story_across_rounds_restarts_and_co
             (alert,) = alerts_in(fake_api, group)
             assert_alert_for(alert, GROUP_TOPIC, FLOODS.title, floods)
             assert "Danube" in alert.text and "chess" not in alert.text.lower()
+            # A reply to the alert is a follow-up within its story.
+            anchor = state_of(running).sent_answer(group["id"], alert.message_id)
+            assert anchor is not None and anchor.question == GROUP_TOPIC
+            assert len(anchor.article_ids) == 1
+            asked = fake_api.user_says(
+                group, bob, "How many people died?", reply_to=alert.message_id
+            )
+            (followed,) = await wait_for_replies(fake_api, group, asked)
+            assert "two people had drowned" in followed.text
+            assert "Nothing in the story" not in followed.text
 
             _, again = await poll_and_alert(running)
             assert again.sent == 0
