@@ -6,8 +6,9 @@ were tuned on FTS5's bm25(). So each passage keeps a `tsvector` of exactly the t
 unicode61 tokenizer makes (`fts_tokens`: lower case, no diacritics; written as a literal,
 not re-parsed by a text search configuration) with their positions, and its token count.
 The GIN index finds the passages holding a word; BM25 (FTS5's formula, k1 1.2, b 0.75) is
-summed in SQL from each candidate's positions (tf), the word's passage count (df, counted
-through the GIN index) and the row count and mean length kept with the index. Cost: like
+summed in SQL from each candidate's positions (tf), the word's passage count (df, from the
+`lexicon` table that every write keeps in step) and the row count and mean length kept
+with the index. Cost: like
 FTS5, every row that holds a searched word is scored, so the same row budget applies
 (index/lexical.py ROW_BUDGET: common words are left out of the search and added back to
 the best rows only).
@@ -81,44 +82,28 @@ class PgLexical:
     def __init__(self, budget: int = ROW_BUDGET) -> None:
         self.budget = budget
         self._generation: int | None = None
-        self._capped: dict[str, int] = {}
-        self._exact: dict[str, int] = {}
+        self._documents: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def _cached(self, table: dict[str, int], term: str, generation: int) -> int | None:
+    def documents(self, cursor: Any, terms: Sequence[str], generation: int) -> dict[str, int]:
+        """How many passages hold each word (BM25's df), read in one statement from the
+        `lexicon` table the writes keep in step, and remembered for this generation."""
         with self._lock:
-            if generation != self._generation or len(self._capped) > _MAX_COUNTED:
-                self._capped, self._exact, self._generation = {}, {}, generation
-            return table.get(term)
-
-    def count(self, cursor: Any, term: str, generation: int) -> int:
-        """Passages holding the word, counted up to the budget plus one."""
-        cached = self._cached(self._capped, term, generation)
-        if cached is None:
+            if generation != self._generation or len(self._documents) > _MAX_COUNTED:
+                self._documents, self._generation = {}, generation
+            known = {t: self._documents[t] for t in terms if t in self._documents}
+        lacking = [t for t in terms if t not in known]
+        if lacking:
             cursor.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM passages WHERE lexemes @@ %s::tsquery "
-                "LIMIT %s) held",
-                (_tsquery([term]), self.budget + 1),
+                "SELECT lexeme, documents FROM lexicon WHERE lexeme = ANY(%s)", (lacking,)
             )
-            cached = int(cursor.fetchone()[0])
+            found = {t: 0 for t in lacking}
+            found.update({str(t): int(n) for t, n in cursor.fetchall()})
             with self._lock:
-                self._capped[term] = cached
-        return cached
-
-    def documents(self, cursor: Any, term: str, generation: int) -> int:
-        """Passages holding the word, exactly (its BM25 weight)."""
-        capped = self.count(cursor, term, generation)
-        if capped <= self.budget:
-            return capped
-        cached = self._cached(self._exact, term, generation)
-        if cached is None:
-            cursor.execute(
-                "SELECT count(*) FROM passages WHERE lexemes @@ %s::tsquery", (_tsquery([term]),)
-            )
-            cached = int(cursor.fetchone()[0])
-            with self._lock:
-                self._exact[term] = cached
-        return cached
+                if generation == self._generation:
+                    self._documents.update(found)
+            known.update(found)
+        return known
 
     def search(
         self,
@@ -134,7 +119,8 @@ class PgLexical:
         rarest words within the row budget searched, the others added to the best
         RESCORED * k rows; when even the rarest word is over the budget, `among` scored."""
         terms = question_terms(question)
-        counts = {t: self.count(cursor, t, generation) for t in terms}
+        documents = self.documents(cursor, terms, generation)
+        counts = {t: min(documents[t], self.budget + 1) for t in terms}  # as FTS5's are cut
         searched: list[str] = []
         matched = 0
         for term in sorted((t for t in terms if counts[t] > 0), key=lambda t: counts[t]):
@@ -145,7 +131,7 @@ class PgLexical:
         left_out = [t for t in terms if t not in searched and counts[t] > 0]
         if not searched or k <= 0:
             return []
-        weights = {t: idf(rows, self.documents(cursor, t, generation)) for t in terms if counts[t]}
+        weights = {t: idf(rows, documents[t]) for t in terms if documents[t]}
         if among and counts[searched[0]] > self.budget:
             found = self._scores(
                 cursor, weights, "p.id = ANY(%(ids)s)", list(among), k, mean_length

@@ -89,6 +89,13 @@ MIGRATIONS = [
     ALTER TABLE passages ALTER COLUMN embedding DROP NOT NULL;
     CREATE INDEX passages_unembedded ON passages (id) WHERE embedding IS NULL
     """,
+    # 3: how many passages hold each word (BM25's document frequency), kept in step by the
+    # writes: a question reads its words' counts in one lookup instead of one GIN scan each.
+    """
+    CREATE TABLE lexicon (lexeme TEXT PRIMARY KEY, documents BIGINT NOT NULL);
+    INSERT INTO lexicon (lexeme, documents)
+        SELECT u.lexeme, count(*) FROM passages p, unnest(p.lexemes) AS u GROUP BY u.lexeme
+    """,
 ]
 
 

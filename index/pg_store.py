@@ -318,6 +318,8 @@ class PgStore:
                 {a: s for a, (_, s) in first_seen.items()},
             )
             rows_delta = tokens_delta = 0
+            changed_ids = [a.id for a, _, _ in chunked]
+            _count_words(cursor, changed_ids, -1)  # the passages about to be replaced
             for article, passages, texts in chunked:
                 cursor.execute(
                     "DELETE FROM passages WHERE article_id = %s RETURNING length", (article.id,)
@@ -388,6 +390,7 @@ class PgStore:
                 "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 [(h, vector_blob(v)) for h, v in vectors.items()],
             )
+            _count_words(cursor, changed_ids, +1)
             self._record_write(cursor, now, rows_delta, tokens_delta)
         report.embedded += embedded
 
@@ -537,6 +540,7 @@ class PgStore:
             return 0
         with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            _count_words(cursor, ids, -1)
             cursor.execute(
                 "DELETE FROM passages WHERE article_id = ANY(%s) RETURNING length", (ids,)
             )
@@ -947,6 +951,18 @@ def _as_floats(blob: bytes, dim: int) -> np.ndarray:
     """A second model's cached vector: float16 bytes (or float32, written by older stores)."""
     kind = np.float16 if len(blob) == 2 * dim else np.float32
     return np.frombuffer(bytes(blob), dtype=kind).astype(np.float32)
+
+
+def _count_words(cursor: psycopg.Cursor[Any], article_ids: list[str], sign: int) -> None:
+    """Add (+1) or take away (-1) these articles' passages from the `lexicon` counts of
+    the words they hold (inside a write, under its lock)."""
+    cursor.execute(
+        "INSERT INTO lexicon (lexeme, documents) SELECT u.lexeme, %s * count(*) "
+        "FROM passages p, unnest(p.lexemes) AS u WHERE p.article_id = ANY(%s) "
+        "GROUP BY u.lexeme ON CONFLICT (lexeme) DO UPDATE "
+        "SET documents = lexicon.documents + excluded.documents",
+        (sign, article_ids),
+    )
 
 
 def reindex_database(

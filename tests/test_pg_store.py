@@ -349,3 +349,25 @@ def test_workers_embed_deferred_passages_once_each_and_skip_each_others(
     again = CountingEncoder(embedder)
     assert store.add_articles(articles, again, force=True).embedded == again.embedded == 0
     store.close()
+
+
+def test_the_word_counts_follow_adds_changes_and_removals(database_url: str, embedder) -> None:  # type: ignore[no-untyped-def]
+    store = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    storms = _other_articles(4)
+    store.add_articles([*storms, *_seed()], embedder)
+    changed = Article(
+        title=storms[0].title, text=storms[0].text + " Kerguelen islands too.", source="Test",
+        date=storms[0].date,
+    )  # fmt: skip
+    store.add_articles([changed], embedder)
+    store.remove_articles([storms[1].id])
+    with store._cursor() as cursor:
+        cursor.execute("SELECT lexeme, documents FROM lexicon WHERE documents > 0")
+        kept = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT u.lexeme, count(*) FROM passages p, unnest(p.lexemes) AS u GROUP BY u.lexeme"
+        )
+        recounted = dict(cursor.fetchall())
+    assert kept == recounted
+    assert "storm1" not in kept and kept["storm"] == 3 and kept["kerguelen"] == 1
+    store.close()
