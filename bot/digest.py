@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import html
 import logging
 import re
@@ -25,7 +26,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from telegram import Bot, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
@@ -100,22 +101,21 @@ def parse_daily(words: list[str]) -> tuple[str, str]:
 
 
 def valid_zone(name: str) -> str:
-    """The IANA name of a time zone ("europe/paris" -> "Europe/Paris"), or DigestUsage."""
+    """The IANA name of a time zone ("europe/paris" -> "Europe/Paris"), or DigestUsage.
+    Only the tz database's names are looked up: a folder of it ("Europe") or a name too
+    long for a file is no zone, not an error of the program."""
     if name.upper() in ("UTC", "GMT", "Z"):
         return "UTC"
-    try:
-        if ".." not in name and not name.startswith("/"):
-            return str(ZoneInfo(_zone_case(name)).key)
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
-    raise DigestUsage("digest_bad_zone", zone=name)
+    zone = _zone_names().get(name.lower())
+    if zone is None:
+        raise DigestUsage("digest_bad_zone", zone=name)
+    return zone
 
 
-def _zone_case(name: str) -> str:
-    """IANA names are capitalised per part ("america/new_york" -> "America/New_York")."""
-    if any(ch.isupper() for ch in name):
-        return name
-    return "/".join("_".join(w.capitalize() for w in part.split("_")) for part in name.split("/"))
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """The tz database's zone names by their lower case ("america/new_york" -> ...)."""
+    return {zone.lower(): zone for zone in available_timezones()}
 
 
 def due_day(schedule: DigestSchedule, now: datetime) -> str | None:
@@ -137,12 +137,15 @@ def compose_digest(
     settings: Settings,
     subscriptions: list[Subscription],
     since: float,
+    until: float,
 ) -> list[DigestItem]:
-    """The best stories first indexed after `since` that match one of the topics (as an
-    alert would), at most MAX_STORIES, one per story; each quoted by its sentence most
-    relevant to the topic it matched."""
+    """The best stories first indexed after `since` and until `until` that match one of the
+    topics (as an alert would), at most MAX_STORIES, one per story; each quoted by its
+    sentence most relevant to the topic it matched. The next digest starts at `until`: a
+    story indexed while this one is composed is left to it, not told twice."""
     store.refresh()  # another process (`newsbot poll`) may have written
-    stories = list(store.stories_added_since(since))
+    added = store.stories_added_since(since)
+    stories = [story for story, at in added.items() if at <= until]
     matches = matching_subscriptions(
         store, embedder, subscriptions, stories, alert_thresholds(settings)
     )
@@ -297,7 +300,7 @@ async def digest_messages(
     last = schedule.last_at if schedule is not None else None
     since = last if last is not None else end - FIRST_WINDOW_S
     items = await asyncio.to_thread(
-        compose_digest, engine.store, engine.embedder, settings, subscriptions, since
+        compose_digest, engine.store, engine.embedder, settings, subscriptions, since, end
     )
     zone = schedule.time_zone if schedule is not None else "UTC"
     shown = since_text(last, zone) if last is not None else None

@@ -129,3 +129,37 @@ def test_a_long_timeline_is_split_between_entries_and_undated_ones_come_last() -
 
 def test_a_time_zone_is_named_as_the_tz_database_names_it() -> None:
     assert ZoneInfo(parse_daily(["08:00", "asia/ho_chi_minh"])[1]).key == "Asia/Ho_Chi_Minh"
+
+
+def test_a_time_zone_that_is_a_folder_or_too_long_is_refused_not_a_crash() -> None:
+    # The tz database's folders ("Europe") and names longer than a file name can be are
+    # no zones: the reader is told so, as for any unknown zone.
+    for zone in ("Europe", "america", "Etc", "a" * 300, "Europe/" + "b" * 300):
+        with pytest.raises(DigestUsage) as refused:
+            parse_daily(["08:00", zone])
+        assert refused.value.key == "digest_bad_zone", zone
+    assert parse_daily(["08:00", "america/port-au-prince"])[1] == "America/Port-au-Prince"
+
+
+def test_since_then_or_since_yesterday_names_no_story_to_tell() -> None:
+    # "Since then", "since yesterday", "depuis ça": no topic and no date the index can place;
+    # a timeline of "then" would tell nothing. Such a question is answered as a question
+    # (or, as a reply to an answer, as a follow-up within its story).
+    for text in (
+        "what happened since then?",
+        "What has happened since yesterday?",
+        "what happened since last week?",
+        "what happened since that?",
+        "what happened since 🙂?",
+        "que s'est-il passé depuis ?",
+        "qu'est-ce qui s'est passé depuis ça ?",
+        "que s'est-il passé depuis la semaine dernière ?",
+    ):
+        assert timeline_request(text) is None, text
+    # With a topic, the words after "since" that place nothing are left out of it.
+    assert timeline_request("what happened in Iceland since then?") == TimelineRequest(
+        "Iceland", None
+    )
+    assert timeline_request("Que s'est-il passé en Islande depuis hier ?") == TimelineRequest(
+        "Islande", None
+    )
