@@ -56,6 +56,15 @@ _FILLER = re.compile(
     r"the|on|in|of|to|at|for|with|about|early|late|mid|"
     r"le|la|les|l['’]|du|de|des|début|fin|mi|en|à|au|aux|avec|pour|dans|sur|chez"
 )
+# Words after "since" that place nothing the index can date and name no story: "since
+# then", "since yesterday", "depuis la semaine dernière". A timeline of "then" tells nothing.
+_NO_TOPIC = re.compile(
+    r"then|that|this|it|now|yesterday|today|tonight|morning|afternoon|evening|night|"
+    r"week|weekend|month|year|last|past|(?:mon|tues|wednes|thurs|fri|satur|sun)day|"
+    r"lors|alors|ça|cela|ceci|là|hier|aujourd['’]hui|matin|soir|soirée|nuit|semaine|"
+    r"mois|an|année|dernier|dernière|passé|passée|ce|cet|cette|lundi|mardi|mercredi|"
+    r"jeudi|vendredi|samedi|dimanche"
+)
 
 
 @dataclass(frozen=True)
@@ -86,13 +95,24 @@ def timeline_request(text: str) -> TimelineRequest | None:
         period = question_period(since_words)
         topic = match.group("topic") or ""
         if period is None:
-            topic = f"{topic} {since_words}".strip()
+            if _names_something(since_words):  # "since the eruption", not "since then"
+                topic = f"{topic} {since_words}".strip()
         elif not topic:
             topic = _without_dates(since_words).strip(" ,;")
         if not topic:
             return None
         return TimelineRequest(" ".join(topic.split()), period.since if period else None)
     return None
+
+
+def _names_something(words: str) -> bool:
+    """Whether the words after "since" name a story ("the eruption"), not only a time no
+    date places ("then", "last week", "hier") or no word at all ("?", an emoji)."""
+    for word in words.split():
+        bare = word.strip(".,;:!?()…").lower()
+        if re.search(r"\w", bare) and not (_FILLER.fullmatch(bare) or _NO_TOPIC.fullmatch(bare)):
+            return True
+    return False
 
 
 def _without_dates(text: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,10 @@ import psycopg
 import pytest
 
 from bot.app import RunningBot
-from bot.digest import run_digest_round
+from bot.digest import compose_digest, run_digest_round
 from bot.engine import Engine
 from bot.handlers import ENGINE, SETTINGS, STATE
-from bot.state import State
+from bot.state import State, Subscription
 from index.articles import article_from_record
 
 from .bot_harness import engine_for, make_data_dir, replies_to, running_bot, wait_for_replies
@@ -340,3 +341,40 @@ def test_a_daily_digest_a_chat_cannot_receive_pauses_it_and_keeps_its_stories(
 def sends_to(fake: FakeBotAPI, chat: dict[str, Any]) -> int:
     """sendMessage requests for `chat`, refused ones included."""
     return sum(str(c.params.get("chat_id")) == str(chat["id"]) for c in fake.calls("sendMessage"))
+
+
+AIRPORT = _record(
+    "iceland-airport",
+    "Keflavik airport stays open despite the eruption",
+    "2024-07-10",
+    "Keflavik international airport remained open on Wednesday as lava flowed from the "
+    "volcanic eruption near Grindavik, and flights to Reykjavik ran on time, Isavia said.",
+)
+BLUE_LAGOON = _record(
+    "iceland-lagoon",
+    "The Blue Lagoon closes as the eruption nears",
+    "2024-07-11",
+    "The Blue Lagoon spa near Grindavik closed its doors on Thursday and sent guests away, "
+    "as the volcanic eruption on the Reykjanes peninsula sent lava towards the resort.",
+)
+
+
+def test_a_story_indexed_while_a_digest_is_composed_waits_for_the_next_one(
+    engine: Engine,
+) -> None:
+    # A digest covers the stories indexed until it was asked for (`until`), and the next one
+    # starts there: a story indexed in between is in the next digest only, not in both.
+    subscription = Subscription(1, 1, "private", TOPIC, False)
+    started = time.time()
+    engine.add_articles([article_from_record(AIRPORT)])
+    asked = time.time()
+    engine.add_articles([article_from_record(BLUE_LAGOON)])  # while that digest is composed
+
+    def urls(since: float, until: float) -> list[str | None]:
+        items = compose_digest(
+            engine.store, engine.embedder, engine.settings, [subscription], since, until
+        )
+        return [item.citation.url for item in items]
+
+    assert urls(started, asked) == [AIRPORT["url"]]
+    assert urls(asked, time.time()) == [BLUE_LAGOON["url"]]
