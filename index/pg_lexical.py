@@ -66,10 +66,14 @@ def idf(rows: int, held: int) -> float:
     return value if value > 0 else 1e-6
 
 
+# Only the question's words of each candidate are unnested (setweight marks them, ts_filter
+# keeps them, both in C): 2-3 times faster than unnesting every word of the passage.
 _SCORE = """
 SELECT p.id, SUM(w.idf * cardinality(u.positions) * %(k1p)s
     / (cardinality(u.positions) + %(k1)s * (1 - %(b)s + %(b)s * p.length / %(mean)s))) AS score
-FROM passages p CROSS JOIN LATERAL unnest(p.lexemes) AS u(lexeme, positions, weights)
+FROM passages p CROSS JOIN LATERAL
+    unnest(ts_filter(setweight(p.lexemes, 'A', %(terms)s::text[]), '{{a}}'))
+    AS u(lexeme, positions, weights)
 JOIN unnest(%(terms)s::text[], %(idfs)s::float8[]) AS w(term, idf) ON w.term = u.lexeme
 WHERE {where}
 GROUP BY p.id ORDER BY score DESC, p.id LIMIT %(limit)s
