@@ -63,6 +63,12 @@ def thread_of(answer: Answer) -> Thread | None:
     return Thread(question, tuple(ids))
 
 
+def story_remains(store: IndexStore, thread: Thread) -> bool:
+    """Whether any article of the thread's story is still in the index: `newsbot remove` or
+    retention may have taken them all out since the answer quoted them."""
+    return any(store.article(article_id) is not None for article_id in thread.article_ids)
+
+
 def answer_followup(
     retriever: Retriever,
     store: IndexStore,

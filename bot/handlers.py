@@ -22,9 +22,9 @@ from telegram.ext import ContextTypes, filters
 from bot.answer import Answer
 from bot.config import Settings
 from bot.engine import Engine
-from bot.followup import Thread, thread_of
+from bot.followup import Thread, story_remains, thread_of
 from bot.quota import QuestionQuota
-from bot.render import plain_text, render_answer
+from bot.render import pack_blocks, plain_text, render_answer
 from bot.state import State
 from bot.texts import language_of, say
 from bot.timeline import TimelineRequest, engine_timeline, render_timeline, timeline_request
@@ -250,6 +250,9 @@ async def answer_question(
         return
     engine = engine_of(context)
     thread = await replied_thread(context, message)
+    gone = thread is not None and not await asyncio.to_thread(story_remains, engine.store, thread)
+    if gone:  # its articles were removed since: a new question, and the reader told why
+        thread = None
     if thread is None:
         work = asyncio.to_thread(engine.ask, [question])
         (answer,) = await while_typing(context, message, work)
@@ -264,7 +267,10 @@ async def answer_question(
         len(answer.citations),
         thread is not None,
     )
-    sent = await send_replies(context, message, render_answer(answer, lang))
+    messages = render_answer(answer, lang)
+    if gone:
+        messages = pack_blocks([say(lang, "followup_gone"), *messages])
+    sent = await send_replies(context, message, messages)
     await remember_answer(context, sent, answer)
 
 

@@ -42,6 +42,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "other_dates": "Nothing dated {period} answers this; from other dates:",
         "followup_elsewhere": "Nothing in the story you replied to answers this. From all "
         "the news I have indexed:",
+        "followup_gone": "The articles of the answer you replied to are no longer in my "
+        "index. From all the news I have indexed:",
         "followup_nothing": "Nothing in the story you replied to answers this, nor anything "
         "else in the news I have indexed.",
         "how_followup": "<b>Follow-ups</b>\nReply to one of my answers to ask more about "
@@ -201,6 +203,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "other_dates": "Rien de daté {period} n'y répond ; à d'autres dates :",
         "followup_elsewhere": "Rien dans le sujet auquel vous répondez n'y répond. Dans "
         "l'ensemble des articles indexés :",
+        "followup_gone": "Les articles de la réponse à laquelle vous répondez ne sont plus "
+        "dans mon index. Dans l'ensemble des articles indexés :",
         "followup_nothing": "Rien dans le sujet auquel vous répondez n'y répond, ni ailleurs "
         "dans les articles indexés.",
         "how_followup": "<b>Questions de suite</b>\nRépondez à l'une de mes réponses pour en "

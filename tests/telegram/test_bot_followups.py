@@ -199,3 +199,43 @@ def test_a_reply_to_a_message_that_is_not_an_answer_is_a_new_question(
             assert answer.text.startswith("1. Regional train derails")
 
     run(scenario)
+
+
+def test_a_reply_to_an_answer_whose_articles_were_removed_says_so(
+    fake_api: FakeBotAPI, tmp_path: Path, cache_dir: Path, embedder: Any
+) -> None:
+    # An engine of its own: the story's articles are taken out of the index (`newsbot
+    # remove`, or retention) after the answer quoted them.
+    engine = engine_for(make_data_dir(tmp_path / "removed", STORIES), cache_dir, embedder)
+    ann, anne = fake_api.user("Ann"), fake_api.user("Anne", language_code="fr")
+    english, french = fake_api.private_chat(ann), fake_api.private_chat(anne)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine):
+            asked_en = fake_api.user_says(english, ann, FERRY_QUESTION)
+            asked_fr = fake_api.user_says(french, anne, FERRY_QUESTION)
+            (answer_en,) = await wait_for_replies(fake_api, english, asked_en)
+            (answer_fr,) = await wait_for_replies(fake_api, french, asked_fr)
+            for record in STORIES[:3]:  # the ferry: its dispatch, the copy, the French report
+                assert await asyncio.to_thread(engine.remove, record["url"]) is not None
+            reply_en = fake_api.user_says(
+                english, ann, HURT_QUESTION, reply_to=answer_en.message_id
+            )
+            reply_fr = fake_api.user_says(
+                french, anne, "Et combien de blessés ?", reply_to=answer_fr.message_id
+            )
+            (gone_en,) = await wait_for_replies(fake_api, english, reply_en)
+            (gone_fr,) = await wait_for_replies(fake_api, french, reply_fr)
+            assert gone_en.text.startswith(
+                "The articles of the answer you replied to are no longer in my index."
+            )
+            assert gone_fr.text.startswith(
+                "Les articles de la réponse à laquelle vous répondez ne sont plus dans mon index."
+            )
+            assert "Nothing in the story" not in gone_en.text
+            assert "Marseille" not in gone_en.text  # nothing of the removed story is quoted
+
+    try:
+        run(scenario)
+    finally:
+        engine.close()
