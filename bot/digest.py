@@ -138,11 +138,12 @@ def compose_digest(
     subscriptions: list[Subscription],
     since: float,
     until: float,
-) -> list[DigestItem]:
+) -> tuple[list[DigestItem], int]:
     """The best stories first indexed after `since` and until `until` that match one of the
     topics (as an alert would), at most MAX_STORIES, one per story; each quoted by its
-    sentence most relevant to the topic it matched. The next digest starts at `until`: a
-    story indexed while this one is composed is left to it, not told twice."""
+    sentence most relevant to the topic it matched; and how many stories matched (the next
+    digest starts at `until`: those not shown are not told later). A story indexed while
+    this one is composed is left to the next one, not told twice."""
     store.refresh()  # another process (`newsbot poll`) may have written
     added = store.stories_added_since(since)
     stories = [story for story, at in added.items() if at <= until]
@@ -167,7 +168,7 @@ def compose_digest(
         quote = next(iter(quotes.values()), None)
         if quote is not None:
             items.append(DigestItem(topic, citation_of(quote), match.score))
-    return items
+    return items, len(best)
 
 
 def since_text(since: float, zone: str) -> str:
@@ -177,18 +178,26 @@ def since_text(since: float, zone: str) -> str:
 
 
 def render_digest(
-    items: list[DigestItem], since: str | None, lang: str, limit: int = MAX_MESSAGE_UNITS
+    items: list[DigestItem],
+    since: str | None,
+    lang: str,
+    limit: int = MAX_MESSAGE_UNITS,
+    matched: int = 0,
 ) -> list[str]:
-    """The digest as Telegram HTML messages within `limit`: a header, then the stories
-    grouped by topic (the topic with the best story first), numbered; `since` None means
-    the chat's first digest (the last 24 hours)."""
-    number = "one" if len(items) == 1 else "many"
+    """The digest as Telegram HTML messages within `limit`: a header (saying when only the
+    best of the `matched` stories are shown), then the stories grouped by topic (the topic
+    with the best story first), numbered; `since` None means the chat's first digest (the
+    last 24 hours)."""
+    count = max(matched, len(items))
+    number = "one" if count == 1 else "many"
     if since is None:
         stories = say(lang, f"digest_story_{number}")
-        header = say(lang, "digest_header_first", count=len(items), stories=stories)
+        header = say(lang, "digest_header_first", count=count, stories=stories)
     else:
         stories = say(lang, f"digest_new_{number}")
-        header = say(lang, "digest_header", count=len(items), stories=stories, since=since)
+        header = say(lang, "digest_header", count=count, stories=stories, since=since)
+    if count > len(items):
+        header = Html(header + " " + say(lang, "digest_best", shown=len(items)))
     blocks: list[str] = [header]
     order = list(dict.fromkeys(item.topic for item in items))
     n = 0
@@ -299,7 +308,7 @@ async def digest_messages(
     end = time.time()
     last = schedule.last_at if schedule is not None else None
     since = last if last is not None else end - FIRST_WINDOW_S
-    items = await asyncio.to_thread(
+    items, matched = await asyncio.to_thread(
         compose_digest, engine.store, engine.embedder, settings, subscriptions, since, end
     )
     zone = schedule.time_zone if schedule is not None else "UTC"
@@ -307,7 +316,7 @@ async def digest_messages(
     if not items:
         key = "digest_nothing_first" if shown is None else "digest_nothing"
         return [say(lang, key, since=shown or "")], end, 0
-    return render_digest(items, shown, lang), end, len(items)
+    return render_digest(items, shown, lang, matched=matched), end, len(items)
 
 
 # --------------------------------------------------------------------------- the daily job

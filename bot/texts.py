@@ -114,6 +114,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest_header": "📰 <b>Digest</b>: {count} {stories} on this chat's topics since {since}.",
         "digest_header_first": "📰 <b>Digest</b>: {count} {stories} on this chat's topics in the "
         "last 24 hours (this chat's first digest).",
+        "digest_best": "Here are the best {shown}.",
         "digest_new_one": "new story",
         "digest_new_many": "new stories",
         "digest_story_one": "story",
@@ -283,6 +284,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "{since}.",
         "digest_header_first": "📰 <b>Résumé</b> : {count} {stories} sur les sujets de ce chat "
         "ces dernières 24 heures (son premier résumé).",
+        "digest_best": "Voici les {shown} meilleures.",
         "digest_new_one": "nouvelle histoire",
         "digest_new_many": "nouvelles histoires",
         "digest_story_one": "histoire",

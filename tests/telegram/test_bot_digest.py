@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 import pytest
 
+from bot import digest
 from bot.app import RunningBot
 from bot.digest import compose_digest, run_digest_round
 from bot.engine import Engine
@@ -371,10 +372,38 @@ def test_a_story_indexed_while_a_digest_is_composed_waits_for_the_next_one(
     engine.add_articles([article_from_record(BLUE_LAGOON)])  # while that digest is composed
 
     def urls(since: float, until: float) -> list[str | None]:
-        items = compose_digest(
+        items, _ = compose_digest(
             engine.store, engine.embedder, engine.settings, [subscription], since, until
         )
         return [item.citation.url for item in items]
 
     assert urls(started, asked) == [AIRPORT["url"]]
     assert urls(asked, time.time()) == [BLUE_LAGOON["url"]]
+
+
+def test_a_digest_with_more_stories_than_it_shows_says_how_many_there_were(
+    fake_api: FakeBotAPI, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The window moves past every story it covers, shown or not: the reader is told that
+    # only the best were shown (at most MAX_STORIES; 3 here, for the 5+ of the topic).
+    monkeypatch.setattr(digest, "MAX_STORIES", 3)
+    kim, marc = fake_api.user("Kim"), fake_api.user("Marc", language_code="fr")
+    english, french_chat = fake_api.private_chat(kim), fake_api.private_chat(marc)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine, **NO_ROUNDS):
+            await ask(fake_api, english, kim, f"/subscribe {TOPIC}")
+            await ask(fake_api, french_chat, marc, f"/subscribe {TOPIC}")
+            asked = fake_api.user_says(english, kim, "/digest")
+            shown = await wait_for_replies(fake_api, english, asked)
+            header = re.match(
+                r"📰 Digest: (\d+) stories on this chat's topics in the last 24 hours \(this "
+                r"chat's first digest\)\. Here are the best 3\.",
+                shown[0].text,
+            )
+            assert header is not None and int(header.group(1)) >= 5
+            assert len(quotes(shown)) == 3
+            french = await ask(fake_api, french_chat, marc, "/digest")
+            assert re.match(r"📰 Résumé : \d+ histoires .*\. Voici les 3 meilleures\.", french)
+
+    asyncio.run(scenario())
