@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from index.backend import IndexStore
@@ -129,6 +129,14 @@ def story_leads(store: IndexStore, article_id: str) -> list[StoredPassage]:
     return members
 
 
+def outlets(names: Iterable[str]) -> tuple[str, ...]:
+    """Each outlet once, as first written, however its feeds case it ("COAST WIRE")."""
+    first: dict[str, str] = {}
+    for name in names:
+        first.setdefault(name.casefold(), name)
+    return tuple(first.values())
+
+
 def corroboration(store: IndexStore, article_id: str) -> Corroboration | None:
     """The story of `article_id` (None when the article is not in the index)."""
     leads = story_leads(store, article_id)
@@ -138,14 +146,14 @@ def corroboration(store: IndexStore, article_id: str) -> Corroboration | None:
     dispatches = tuple(
         Dispatch(
             tuple(p.article.id for p in group),
-            tuple(dict.fromkeys(p.article.source.strip() or "?" for p in group)),
+            outlets(" ".join(p.article.source.split()) or "?" for p in group),
         )
         for group in groups
     )
     dates = sorted(p.article.date for p in leads if p.article.date)
     return Corroboration(
         article_ids=tuple(p.article.id for p in leads),
-        sources=tuple(dict.fromkeys(d.sources[0] for d in dispatches)),
+        sources=outlets(d.sources[0] for d in dispatches),
         languages=tuple(dict.fromkeys(p.article.lang for p in leads if p.article.lang)),
         first_date=dates[0] if dates else None,
         last_date=dates[-1] if dates else None,

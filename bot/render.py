@@ -133,7 +133,7 @@ def date_span(first: str | None, last: str | None, lang: str) -> str:
         )
         return f"{text} {year}".strip() if with_year else text
 
-    if a == b:
+    if a == b or last.startswith(first):  # "2024-07" and "2024-07-11": July 2024
         return written(*a)
     if a[2] and b[2] and a[:2] == b[:2]:  # one month: "12–14 Sept 2023"
         return f"{a[2]}–{written(*b)}"

@@ -95,6 +95,9 @@ def test_copies_are_near_identical_texts_not_the_same_news_retold() -> None:
         ("2024-07-10", "2024-07-10", "10 July 2024", "10 juil. 2024"),
         ("2013-10", "2013-10", "Oct 2013", "oct. 2013"),
         ("2013-10", "2013-11-01", "Oct 2013 – 1 Nov 2013", "oct. 2013 – 1 nov. 2013"),
+        # A month-only date and a day within that month: the month (not "July – 11 July").
+        ("2024-07", "2024-07-11", "July 2024", "juil. 2024"),
+        ("2024", "2024-03-02", "2024", "2024"),
         (None, None, "", ""),
     ],
 )
@@ -162,3 +165,26 @@ def test_a_story_told_by_two_citations_is_described_once() -> None:
     assert english.endswith("<i>Story: the same as 1.</i>")
     (french,) = render_answer(answer, "fr")
     assert french.endswith("<i>Sujet : le même qu'en 1.</i>")
+
+
+def test_one_outlet_written_two_ways_is_one_source(
+    tmp_path: Path, cache_dir: Path, embedder: Any
+) -> None:
+    # Feeds and files name one outlet as they like ("Coast Wire", "COAST WIRE", "coast
+    # wire "): it is one source, not three, and its copies are its own (×2).
+    records = [
+        FERRY,
+        {**FERRY_COPY, "source": "COAST WIRE"},
+        {**FERRY_FR, "source": " coast  wire "},
+    ]
+    engine = engine_for(make_data_dir(tmp_path, records, seed=False), cache_dir, embedder)
+    try:
+        story = corroboration(engine.store, article_id(engine, FERRY))
+        assert story is not None and len(story.article_ids) == 3
+        assert story.sources == ("Coast Wire",)
+        assert story.copies[0].sources == ("Coast Wire",)
+        assert render_story(story, "en").startswith(
+            "Story: 1 source, 2 languages, 10–11 July 2024 · Coast Wire ×2: copies"
+        )
+    finally:
+        engine.close()
