@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bot.answer import CITATION_MARGIN, Citation, QuoteCandidate, SentenceEmbedder, score_quotes
 from bot.config import Settings
 from bot.engine import Engine, build_retriever
-from bot.render import pack_blocks, render_citation
+from bot.render import MAX_MESSAGE_UNITS, message_units, pack_blocks, render_citation
 from bot.texts import say
 from index.backend import IndexStore
 from index.dates import MONTHS, question_period
@@ -214,9 +214,11 @@ def render_timeline(timeline: Timeline, lang: str) -> list[str]:
     else:
         header = say(lang, "timeline_header", topic=topic)
     blocks: list[str] = [header, *(render_citation(c) for c in timeline.dated)]
-    if timeline.undated:
-        blocks.append(say(lang, "timeline_undated"))
-        blocks += [render_citation(c) for c in timeline.undated]
+    if timeline.undated:  # the heading goes with the first undated entry, never alone
+        heading = say(lang, "timeline_undated") + "\n\n"
+        first, *rest = timeline.undated
+        blocks.append(heading + render_citation(first, MAX_MESSAGE_UNITS - message_units(heading)))
+        blocks += [render_citation(c) for c in rest]
     return pack_blocks(blocks)
 
 

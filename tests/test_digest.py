@@ -163,3 +163,18 @@ def test_since_then_or_since_yesterday_names_no_story_to_tell() -> None:
     assert timeline_request("Que s'est-il passé en Islande depuis hier ?") == TimelineRequest(
         "Islande", None
     )
+
+
+def test_the_undated_heading_is_never_left_alone_at_the_end_of_a_message() -> None:
+    # Two long dated entries nearly fill a message: the heading of the undated ones goes
+    # with the first of them to the next message, not alone at the end of this one.
+    quote = "Lava poured out of the fissure near the town " * 40  # ~1,800 characters
+    dated = [citation(n, quote, f"2024-07-{n:02d}") for n in (1, 2)]
+    undated = [citation(3, quote, None)]
+    for lang, heading in (
+        ("en", "<i>Undated articles:</i>"),
+        ("fr", "<i>Articles sans date :</i>"),
+    ):
+        messages = render_timeline(Timeline("lava", None, dated, undated), lang)
+        assert len(messages) == 2 and all(message_units(m) <= 4096 for m in messages)
+        assert messages[1].startswith(heading + "\n\n<b>3.</b>")
