@@ -56,6 +56,8 @@ _FILLER = re.compile(
     r"the|on|in|of|to|at|for|with|about|early|late|mid|"
     r"le|la|les|l['’]|du|de|des|début|fin|mi|en|à|au|aux|avec|pour|dans|sur|chez"
 )
+# A day's number, alone or with its ordinal ending: "10th", "1er", "3/7".
+_DAY_NUMBER = re.compile(r"[\d/-]+(?:st|nd|rd|th|er|e)?")
 # Words after "since" that place nothing the index can date and name no story: "since
 # then", "since yesterday", "depuis la semaine dernière". A timeline of "then" tells nothing.
 _NO_TOPIC = re.compile(
@@ -110,7 +112,9 @@ def _names_something(words: str) -> bool:
     date places ("then", "last week", "hier") or no word at all ("?", an emoji)."""
     for word in words.split():
         bare = word.strip(".,;:!?()…").lower()
-        if re.search(r"\w", bare) and not (_FILLER.fullmatch(bare) or _NO_TOPIC.fullmatch(bare)):
+        if re.search(r"\w", bare) and not (
+            _FILLER.fullmatch(bare) or _NO_TOPIC.fullmatch(bare) or _DAY_NUMBER.fullmatch(bare)
+        ):
             return True
     return False
 
@@ -120,11 +124,7 @@ def _without_dates(text: str) -> str:
     kept = []
     for word in text.split():
         bare = word.strip(".,;:()").lower()
-        if (
-            bare in MONTHS
-            or _FILLER.fullmatch(bare)
-            or re.fullmatch(r"[\d/-]+(?:st|nd|rd|th|er|e)?", bare)
-        ):
+        if bare in MONTHS or _FILLER.fullmatch(bare) or _DAY_NUMBER.fullmatch(bare):
             continue
         kept.append(word)
     return " ".join(kept)

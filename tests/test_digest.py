@@ -151,6 +151,7 @@ def test_since_then_or_since_yesterday_names_no_story_to_tell() -> None:
         "what happened since last week?",
         "what happened since that?",
         "what happened since 🙂?",
+        "what happened since the 10th?",
         "que s'est-il passé depuis ?",
         "qu'est-ce qui s'est passé depuis ça ?",
         "que s'est-il passé depuis la semaine dernière ?",
