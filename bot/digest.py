@@ -262,7 +262,10 @@ async def digest_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         )
         log.info("chat %s: daily digest at %s %s", chat_id, at, zone)
         key = "digest_daily_set_tomorrow" if passed else "digest_daily_set"
-        await send_replies(context, message, [say(lang, key, time=at, zone=zone)])
+        text = say(lang, key, time=at, zone=zone)
+        if not await asyncio.to_thread(state.subscriptions, chat_id):  # nothing to post yet
+            text = Html(text + " " + say(lang, "digest_daily_no_topics"))
+        await send_replies(context, message, [text])
         return
     subscriptions = await asyncio.to_thread(state.subscriptions, chat_id)
     if not subscriptions:

@@ -105,6 +105,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest.",
         "digest_daily_set": "Daily digest: every day at {time} ({zone}), from today.",
         "digest_daily_set_tomorrow": "Daily digest: every day at {time} ({zone}), from tomorrow.",
+        "digest_daily_no_topics": "I will post it once this chat follows a topic: "
+        "<code>/subscribe floods in Europe</code>",
         "digest_daily_at": "Daily digest: every day at {time} ({zone}).",
         "digest_no_daily": "No daily digest here: <code>/digest daily 08:00</code> sets one.",
         "digest_off": "Daily digest stopped. <code>/digest</code> still posts one on demand.",
@@ -271,6 +273,8 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest_daily_set": "Résumé quotidien : chaque jour à {time} ({zone}), dès aujourd'hui.",
         "digest_daily_set_tomorrow": "Résumé quotidien : chaque jour à {time} ({zone}), à partir "
         "de demain.",
+        "digest_daily_no_topics": "Je le publierai dès que ce chat suivra un sujet : "
+        "<code>/subscribe inondations en Europe</code>",
         "digest_daily_at": "Résumé quotidien : chaque jour à {time} ({zone}).",
         "digest_no_daily": "Pas de résumé quotidien ici : <code>/digest daily 08:00</code> en "
         "règle un.",

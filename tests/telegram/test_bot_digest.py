@@ -407,3 +407,28 @@ def test_a_digest_with_more_stories_than_it_shows_says_how_many_there_were(
             assert re.match(r"📰 Résumé : \d+ histoires .*\. Voici les 3 meilleures\.", french)
 
     asyncio.run(scenario())
+
+
+def test_a_daily_digest_set_in_a_chat_without_topics_says_it_needs_one(
+    fake_api: FakeBotAPI, engine: Engine
+) -> None:
+    # A daily digest of no topic is never posted: the chat is told at once, not left waiting.
+    lea, luc = fake_api.user("Lea"), fake_api.user("Luc", language_code="fr")
+    english, french = fake_api.private_chat(lea), fake_api.private_chat(luc)
+
+    async def scenario() -> None:
+        async with running_bot(fake_api, engine, **NO_ROUNDS):
+            set_en = await ask(fake_api, english, lea, "/digest daily 08:00")
+            assert set_en.startswith("Daily digest: every day at 08:00 (UTC)")
+            assert set_en.endswith(
+                "I will post it once this chat follows a topic: /subscribe floods in Europe"
+            )
+            set_fr = await ask(fake_api, french, luc, "/digest daily 08:00")
+            assert set_fr.endswith(
+                "Je le publierai dès que ce chat suivra un sujet : /subscribe inondations en Europe"
+            )
+            await ask(fake_api, english, lea, f"/subscribe {TOPIC}")
+            again = await ask(fake_api, english, lea, "/digest daily 09:00")
+            assert "/subscribe" not in again
+
+    asyncio.run(scenario())
