@@ -46,24 +46,31 @@ def forget_vectors(url: str) -> None:
         db.execute("DELETE FROM embeddings")
 
 
-def run_workers(url: str, count: int) -> float:
-    """Seconds until `count` pinned worker processes have embedded every waiting passage."""
+def run_workers(url: str, count: int) -> tuple[float, list[tuple[int, float]]]:
+    """Seconds until `count` pinned worker processes have embedded every waiting passage,
+    and each one's (passages embedded, CPU seconds)."""
     env = {**os.environ, "NEWSBOT_DATABASE_URL": url}
     cpus = sorted(os.sched_getaffinity(0))
-    started = time.monotonic()
     command = [sys.executable, "-m", "bot.cli", "worker", "--once"]
+    started = time.monotonic()
     procs = [
         subprocess.Popen(
             ["taskset", "-c", str(cpus[i % len(cpus)]), *command],
             env=env,
-            stdout=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for i in range(count)
     ]
+    shares = []
     for proc in procs:
-        if proc.wait() != 0:
-            raise RuntimeError(f"a worker failed ({proc.returncode})")
-    return time.monotonic() - started
+        assert proc.stdout is not None
+        output = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        if status != 0:
+            raise RuntimeError(f"a worker failed ({status})")
+        shares.append((int(output.split()[0]), usage.ru_utime + usage.ru_stime))
+    return time.monotonic() - started, shares
 
 
 def main() -> int:
@@ -88,16 +95,22 @@ def main() -> int:
         passages = pending_passages(store)
         store.close()
         print(f"{len(articles)} articles, {report.passages} passages; {os.cpu_count()} CPUs\n")
-        print("| workers | seconds | passages/s | speed-up |\n|---|---|---|---|")
+        print(
+            "| workers | seconds | passages/s | speed-up | each worker: passages, CPU s |\n"
+            "|---|---|---|---|---|"
+        )
         first = None
         for count in args.workers:
             forget_vectors(url)
-            seconds = run_workers(url, count)
+            seconds, shares = run_workers(url, count)
             first = first or seconds
+            each = "; ".join(f"{n}, {cpu:.1f}" for n, cpu in shares)
             print(
-                f"| {count} | {seconds:.1f} | {passages / seconds:.2f} | {first / seconds:.2f} |",
+                f"| {count} | {seconds:.1f} | {passages / seconds:.2f} | {first / seconds:.2f} "
+                f"| {each} |",
                 flush=True,
             )
+        print(f"\nload average: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         if server is not None:
             server.stop()
