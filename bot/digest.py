@@ -36,6 +36,7 @@ from telegram.ext import Application, ContextTypes, Job
 from bot.alerts import AlertMatch, matching_subscriptions, topic_vectors
 from bot.answer import Citation
 from bot.config import Settings
+from bot.corroboration import corroboration
 from bot.engine import Engine
 from bot.handlers import (
     command_argument,
@@ -140,7 +141,8 @@ def compose_digest(
     until: float,
 ) -> tuple[list[DigestItem], int]:
     """The best stories first indexed after `since` and until `until` that match one of the
-    topics (as an alert would), at most MAX_STORIES, one per story; each quoted by its
+    topics (as an alert would), at most MAX_STORIES, one per story (its reports in other
+    languages, bot/corroboration.py's same news, told once); each quoted by its
     sentence most relevant to the topic it matched; and how many stories matched (the next
     digest starts at `until`: those not shown are not told later). A story indexed while
     this one is composed is left to the next one, not told twice."""
@@ -151,8 +153,14 @@ def compose_digest(
         store, embedder, subscriptions, stories, alert_thresholds(settings)
     )
     best: dict[str, AlertMatch] = {}
+    told: dict[str, str | None] = {}  # the chosen stories' articles: the chosen one's language
     for match in sorted(matches, key=lambda m: -m.score):
-        best.setdefault(match.story_id, match)  # one story, several topics: the best
+        article = match.passage.article
+        if match.story_id in best or told.get(article.id, article.lang) != article.lang:
+            continue  # one story, several topics: the best; told in another language: once
+        best[match.story_id] = match
+        story = corroboration(store, article.id)
+        told.update(dict.fromkeys(story.article_ids if story else (), article.lang))
     chosen = list(best.values())[:MAX_STORIES]
     topics = sorted({m.subscription.topic for m in chosen})
     vectors = dict(zip(topics, topic_vectors(embedder, topics), strict=True)) if topics else {}

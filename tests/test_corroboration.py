@@ -4,6 +4,7 @@ counted once; on a real index (SQLite, FAISS, the bundled model) and rendered.""
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ import pytest
 
 from bot.answer import Answer, Citation
 from bot.corroboration import Corroboration, Dispatch, are_copies, corroboration, shingles
+from bot.digest import compose_digest
 from bot.engine import Engine
 from bot.render import date_span, message_units, render_answer, render_citation, render_story
+from bot.state import Subscription
 from tests.story_news import FERRY, FERRY_COPY, FERRY_FR, FERRY_TEXT, STORIES, TRAIN
 from tests.telegram.bot_harness import engine_for, make_data_dir
 
@@ -188,3 +191,14 @@ def test_one_outlet_written_two_ways_is_one_source(
         )
     finally:
         engine.close()
+
+
+def test_a_digest_tells_a_story_and_its_translation_once(engine: Engine) -> None:
+    # The ferry crash in English (and a copy) and in French is one story: a digest quotes
+    # it once, not once per language.
+    ferry = Subscription(1, 1, "private", "ferry accident in Marseille", False)
+    items, matched = compose_digest(
+        engine.store, engine.embedder, engine.settings, [ferry], 0.0, time.time()
+    )
+    assert [item.citation.url for item in items] == [FERRY["url"]]
+    assert matched == 1
