@@ -307,6 +307,16 @@ def with_status(messages: list[str], schedule: DigestSchedule | None, lang: str)
     return [*messages[:-1], last] if fits else [*messages, schedule_text(schedule, lang)]
 
 
+def covered_until(store: IndexStore, since: float) -> float:
+    """Where a digest starting at `since` ends, and the next one starts: the time the last
+    story it can read was first indexed (`since` when there is none). Not the clock: an
+    article being written now was stamped before its write commits, so a digest that ended
+    at the clock would leave it behind both windows; every write that commits after this
+    read is stamped later than what it read (the writers take turns)."""
+    store.refresh()  # another process (`newsbot poll`) may have written
+    return max(store.stories_added_since(since).values(), default=since)
+
+
 async def digest_messages(
     engine: Engine,
     settings: Settings,
@@ -316,9 +326,9 @@ async def digest_messages(
 ) -> tuple[list[str], float, int]:
     """The digest's messages (one saying "nothing new" when there is nothing), the moment
     it covers until (the next digest starts there) and how many stories it holds."""
-    end = time.time()
     last = schedule.last_at if schedule is not None else None
-    since = last if last is not None else end - FIRST_WINDOW_S
+    since = last if last is not None else time.time() - FIRST_WINDOW_S
+    end = await asyncio.to_thread(covered_until, engine.store, since)
     items, matched = await asyncio.to_thread(
         compose_digest, engine.store, engine.embedder, settings, subscriptions, since, end
     )

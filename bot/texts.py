@@ -110,7 +110,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "digest_daily_at": "Daily digest: every day at {time} ({zone}).",
         "digest_no_daily": "No daily digest here: <code>/digest daily 08:00</code> sets one.",
         "digest_off": "Daily digest stopped. <code>/digest</code> still posts one on demand.",
-        "digest_last": "Last digest: {when}.",
+        "digest_last": "Last digest: the news indexed until {when}.",
         "digest_no_topics": "This chat follows no topic, so I have nothing to digest. Subscribe "
         "first, e.g. <code>/subscribe floods in Europe</code>, then ask for <code>/digest</code>.",
         "digest_header": "📰 <b>Digest</b>: {count} {stories} on this chat's topics since {since}.",
@@ -280,7 +280,7 @@ _TEXTS: dict[str, dict[str, str]] = {
         "règle un.",
         "digest_off": "Résumé quotidien arrêté. <code>/digest</code> en publie toujours un à la "
         "demande.",
-        "digest_last": "Dernier résumé : {when}.",
+        "digest_last": "Dernier résumé : l'actualité indexée jusqu'au {when}.",
         "digest_no_topics": "Ce chat ne suit aucun sujet : je n'ai rien à résumer. Abonnez-le "
         "d'abord, par exemple <code>/subscribe inondations en Europe</code>, puis demandez "
         "<code>/digest</code>.",

@@ -300,9 +300,12 @@ class PgStore:
         vectors, embedded = self._embed_missing(
             [t for _, _, texts in chunked for t in texts] + quotes, encoder, embed=not defer
         )
-        now = time.time()
         with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            # When the articles were first indexed: taken once the writers' lock is held, so
+            # a batch that waited for another commits after it with a later time (the alert
+            # watermark and digests move past the latest time they have read).
+            now = time.time()
             if sentence_lists and self._setting(cursor, "sentence_split") != SENTENCE_SPLIT:
                 cursor.execute("UPDATE passages SET sentences = NULL")
                 cursor.execute("DELETE FROM sentence_vectors")

@@ -94,7 +94,7 @@ class DigestSchedule:
     daily_at: str | None  # "HH:MM" in `time_zone`; None: digests on demand only
     time_zone: str
     lang: str | None  # of who set the daily digest: the language it is posted in
-    last_at: float | None  # when the last digest was posted: the next covers what came after
+    last_at: float | None  # what the last digest covered until: the next covers what came after
     last_day: str | None  # the local day (ISO) of the last daily digest, claimed before posting
 
 
