@@ -292,12 +292,14 @@ class Engine:
     def reindex(
         self, progress: bool = False, on_progress: Callable[[int, int], None] | None = None
     ) -> RebuildReport:
-        """Rebuild the whole index in a new folder, then swap it in for every reader (on
-        PostgreSQL: cut every article again in place, see pg_store.reindex_database)."""
+        """Rebuild the whole index in a new folder (on PostgreSQL: a new schema, see
+        pg_store.rebuild_database), then swap it in for every reader."""
         old = self.store
         if not isinstance(old, Store):
-            report = reindex_in_database(old, self.settings.data_dir, self.embedder, progress)
-            self.prepare(old)
+            report = reindex_in_database(
+                old, self.settings.data_dir, self.embedder, progress, on_progress
+            )
+            self.prepare(self.store)  # reopened in the new schema
             return report
         new_store, report = rebuild_store(
             self.settings.data_dir,

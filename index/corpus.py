@@ -265,22 +265,29 @@ def _remove_abandoned_build(data_dir: Path) -> None:
 
 
 def reindex_in_database(
-    store: IndexStore, data_dir: Path, encoder: PassageEncoder, progress: bool = False
+    store: IndexStore,
+    data_dir: Path,
+    encoder: PassageEncoder,
+    progress: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
-    """A reindex of the PostgreSQL index: `articles/` and every article it holds cut again
-    in place (index.pg_store.reindex_database)."""
-    from index.pg_store import PgStore, reindex_database
+    """A reindex of the PostgreSQL index: `articles/` and every article it holds built
+    again in a fresh schema, then swapped in for every process
+    (index.pg_store.rebuild_database)."""
+    from index.pg_store import PgStore, rebuild_database
 
     if not isinstance(store, PgStore):
         raise TypeError(f"not a database index: {store.location}")
     started = time.monotonic()
     loaded = load_articles([articles_dir(data_dir)]) if articles_dir(data_dir).exists() else None
-    report = reindex_database(store, loaded.articles if loaded else [], encoder, progress)
+    report, reused = rebuild_database(
+        store, loaded.articles if loaded else [], encoder, progress, on_progress
+    )
     return RebuildReport(
         articles=report.added + report.updated + report.unchanged,
         passages=report.passages,
         embedded=report.embedded,
-        reused=0,  # the embedding cache is the database's own: nothing is copied
+        reused=reused,
         seconds=time.monotonic() - started,
         errors=(loaded.errors if loaded else []) + report.rejected,
     )

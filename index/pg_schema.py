@@ -26,6 +26,20 @@ CONNECT_TIMEOUT_S = 10
 # twice the passages asked for.
 EF_SEARCH_MIN = 200
 
+REBUILD_LOCK = 0x6E657773626F76  # one reindex at a time (held for the whole build)
+# A reindex builds the index in a fresh schema (BUILD_PREFIX + n) and then, in one
+# transaction, points its home (`schema`, '' for the default search_path) at it here:
+# every PgStore opened on that home reads this row (see PgStore.retired).
+ACTIVE = """
+CREATE TABLE IF NOT EXISTS public.index_active (home TEXT PRIMARY KEY, schema TEXT NOT NULL)
+"""
+BUILD_PREFIX = "newsbot_index_"
+# The index's own tables, dropped from a home a reindex moved the index away from.
+INDEX_TABLES = (
+    "lexicon, secondary_embeddings, sentence_vectors, embeddings, passages, articles, "
+    "index_settings"
+)
+
 SCHEMA_VERSIONS = """
 CREATE TABLE IF NOT EXISTS schema_versions (component TEXT PRIMARY KEY, version INTEGER NOT NULL)
 """
@@ -99,11 +113,22 @@ MIGRATIONS = [
 ]
 
 
-def migrate(db: psycopg.Connection[Any], dim: int, schema: str | None, where: str) -> None:
-    """Bring the schema to the latest version in one transaction, one process at a time
-    (the advisory lock every newsbot schema migrates under)."""
+def active_schema(cursor: psycopg.Cursor[Any], home: str | None) -> str | None:
+    """The schema the index of `home` lives in now: the one the last reindex swapped in,
+    else `home` itself (None: the default search_path)."""
+    cursor.execute("SELECT schema FROM public.index_active WHERE home = %s", (home or "",))
+    row = cursor.fetchone()
+    return str(row[0]) if row else home
+
+
+def migrate(db: psycopg.Connection[Any], dim: int, home: str | None, where: str) -> str | None:
+    """Bring the index of `home` to the latest version in one transaction, one process at a
+    time (the advisory lock every newsbot schema migrates under); returns the schema it
+    lives in (see active_schema)."""
     with db.transaction(), db.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        cursor.execute(ACTIVE)
+        schema = active_schema(cursor, home)
         if schema:
             cursor.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
             cursor.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -127,6 +152,7 @@ def migrate(db: psycopg.Connection[Any], dim: int, schema: str | None, where: st
                 "ON CONFLICT (component) DO UPDATE SET version = excluded.version",
                 (COMPONENT, version),
             )
+    return schema
 
 
 def describe(url: str) -> str:

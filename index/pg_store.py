@@ -36,9 +36,15 @@ from index.chunking import passage_embedding_text, quote_spans
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
 from index.pg_schema import (
+    ACTIVE,
+    BUILD_PREFIX,
     CONNECT_TIMEOUT_S,
     EF_SEARCH_MIN,
+    INDEX_TABLES,
+    MIGRATION_LOCK,
+    REBUILD_LOCK,
     WRITE_LOCK,
+    active_schema,
     describe,
     migrate,
 )
@@ -54,6 +60,7 @@ from index.store import (
     SecondaryEncoder,
     StoredPassage,
     StoreError,
+    StoreRetired,
     StoreStats,
     _close_dates,
     _joined_vectors,
@@ -112,7 +119,9 @@ _PASSAGE_COLUMNS = (
 
 
 class PgStore:
-    """The index in one PostgreSQL database (or one schema of it: `schema`)."""
+    """The index in one PostgreSQL database (or one schema of it: `schema`). After a
+    reindex (rebuild_database) it lives in the schema the reindex built, found through
+    `index_active` when the store is opened."""
 
     def __init__(
         self,
@@ -126,6 +135,8 @@ class PgStore:
         self.model_id = model_id
         self.dim = dim
         self.embed_quotes = embed_quotes
+        self.url = url
+        self.home = schema
         self.schema = schema
         self._where = describe(url) + (f" (schema {schema})" if schema else "")
         self._lexical = PgLexical()
@@ -135,7 +146,9 @@ class PgStore:
         self._secondary_generation: dict[str, int] = {}
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as db:
-                migrate(db, self.dim, self.schema, self._where)
+                self.schema = migrate(db, self.dim, self.home, self._where)
+            if self.schema != self.home:
+                self._where = f"{describe(url)} (schema {self.schema})"
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -232,7 +245,12 @@ class PgStore:
 
     @property
     def retired(self) -> bool:
-        return False  # a reindex on PostgreSQL rewrites this database; nothing to reopen
+        """True once a reindex swapped another schema in (bot/engine.py then reopens)."""
+        with self._cursor() as cursor:
+            return self._swapped(cursor)
+
+    def _swapped(self, cursor: psycopg.Cursor[Any]) -> bool:
+        return active_schema(cursor, self.home) != self.schema
 
     @property
     def location(self) -> str:
@@ -301,7 +319,7 @@ class PgStore:
             [t for _, _, texts in chunked for t in texts] + quotes, encoder, embed=not defer
         )
         with self._transaction() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            self._lock_writes(cursor)
             # When the articles were first indexed: taken once the writers' lock is held, so
             # a batch that waited for another commits after it with a later time (the alert
             # watermark and digests move past the latest time they have read).
@@ -396,6 +414,13 @@ class PgStore:
             _count_words(cursor, changed_ids, +1)
             self._record_write(cursor, now, rows_delta, tokens_delta)
         report.embedded += embedded
+
+    def _lock_writes(self, cursor: psycopg.Cursor[Any]) -> None:
+        """Take the writers' lock; a write that waited for it while a reindex swapped
+        another schema in must go there (StoreRetired: Engine._write retries on it)."""
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        if self._swapped(cursor):
+            raise StoreRetired(f"the index in {self._where} was replaced by a reindex")
 
     def _record_write(
         self, cursor: psycopg.Cursor[Any], now: float, rows: int, tokens: int
@@ -542,7 +567,7 @@ class PgStore:
         if not ids:
             return 0
         with self._transaction() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+            self._lock_writes(cursor)
             _count_words(cursor, ids, -1)
             cursor.execute(
                 "DELETE FROM passages WHERE article_id = ANY(%s) RETURNING length", (ids,)
@@ -968,19 +993,158 @@ def _count_words(cursor: psycopg.Cursor[Any], article_ids: list[str], sign: int)
     )
 
 
-def reindex_database(
-    store: PgStore,
+CATCH_UP_ROUNDS = 5  # tries to find the writers idle before a reindex gives up
+
+
+def rebuild_database(
+    current: PgStore,
     articles: Sequence[Article],
     encoder: PassageEncoder,
     progress: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-) -> IngestReport:
-    """Cut every article the database holds, and `articles` (the data dir's files), again
-    with today's chunker, in place: batch by batch, embedding only text never seen. Unlike
-    the SQLite backend's reindex it does not build beside and swap: readers meanwhile see
-    some articles cut the old way and some the new way, never one half-written."""
-    every = {a.id: a for a in store.all_articles()}
-    every.update({a.id: a for a in articles})
-    return store.add_articles(
-        list(every.values()), encoder, progress=progress, on_progress=on_progress, force=True
-    )
+) -> tuple[IngestReport, int]:
+    """Build the index again beside `current`, in a fresh schema: every article it holds
+    and `articles` (the data dir's files), seeded with its embedding cache so unchanged
+    text is not embedded again; then swap it in, in one transaction, for every process.
+
+    Readers go on reading `current` while it builds, and writers writing to it; the
+    writes made meanwhile are carried over, and the swap itself holds the writers' lock
+    and moves the pointer in `index_active`, so a writer that waited writes to the new
+    schema (StoreRetired) and each process's next question reopens the index there
+    (PgStore.retired). Articles keep when they were first indexed and their story.
+    The schemas retired by earlier reindexes are dropped first (their readers long gone).
+    Returns the build's report and how many cached vectors were carried over."""
+    with psycopg.connect(current.url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (REBUILD_LOCK,))
+        _drop_retired(lock)
+        name = _new_schema_name(lock)
+        fresh = PgStore(
+            current.url, encoder.model_id, encoder.dim, current.embed_quotes, schema=name
+        )
+        try:
+            if current.retired:
+                raise StoreRetired(f"the index in {current.location} was replaced meanwhile")
+            reused = _copy_cache(fresh, current)
+            snapshot = current.article_hashes()
+            every = {a.id: a for a in current.all_articles()}
+            every.update({a.id: a for a in articles})
+            report = fresh.add_articles(
+                list(every.values()), encoder, progress=progress, on_progress=on_progress
+            )
+            for _ in range(CATCH_UP_ROUNDS):
+                snapshot = _catch_up(fresh, current, snapshot, encoder, report)
+                if _swap_in(fresh, current, snapshot):
+                    break
+            else:
+                raise StoreError("the index kept being written to: reindex again later")
+        except BaseException:
+            fresh.close()
+            lock.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+            raise
+        fresh.close()
+    log.info("reindex: the index now lives in schema %s", name)
+    return report, reused
+
+
+def _qualified(schema: str | None) -> str:
+    return f'"{schema}"' if schema else "public"
+
+
+def _new_schema_name(db: psycopg.Connection[Any]) -> str:
+    rows = db.execute(
+        "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (BUILD_PREFIX,)
+    ).fetchall()
+    numbers = [int(r[0][len(BUILD_PREFIX) :]) for r in rows if r[0][len(BUILD_PREFIX) :].isdigit()]
+    return f"{BUILD_PREFIX}{max(numbers, default=0) + 1}"
+
+
+def _drop_retired(db: psycopg.Connection[Any]) -> None:
+    """Drop what earlier reindexes left (under the reindex lock): the built schemas no
+    home points at, and the index's tables in a home that points elsewhere."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        db.execute(ACTIVE)
+        active = dict(db.execute("SELECT home, schema FROM public.index_active").fetchall())
+        built = db.execute(
+            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (BUILD_PREFIX,)
+        ).fetchall()
+        for (schema,) in built:
+            if schema not in active.values():
+                db.execute(f'DROP SCHEMA "{schema}" CASCADE')
+                log.info("reindex: dropped the retired index in schema %s", schema)
+        for home, schema in active.items():
+            if home == schema:
+                continue
+            where = _qualified(home or None)
+            exists = db.execute(
+                "SELECT to_regclass(%s) IS NOT NULL", (f"{where}.index_settings",)
+            ).fetchone()
+            if exists and exists[0]:
+                tables = ", ".join(f"{where}.{t}" for t in INDEX_TABLES.split(", "))
+                db.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
+                db.execute(f"DELETE FROM {where}.schema_versions WHERE component = 'index'")
+                log.info("reindex: dropped the retired index's tables in %s", where)
+
+
+def _copy_cache(fresh: PgStore, current: PgStore) -> int:
+    """Seed the new schema's embedding caches from the current one's (same database; the
+    e5 vectors only when the model is the same)."""
+    source = _qualified(current.schema)
+    copied = 0
+    with fresh._transaction() as cursor:
+        if fresh.model_id == current.model_id:
+            cursor.execute(f"INSERT INTO embeddings SELECT * FROM {source}.embeddings")
+            copied = max(cursor.rowcount, 0)
+        cursor.execute(
+            f"INSERT INTO secondary_embeddings SELECT * FROM {source}.secondary_embeddings"
+        )
+    return copied
+
+
+def _catch_up(
+    fresh: PgStore,
+    current: PgStore,
+    snapshot: dict[str, str],
+    encoder: PassageEncoder,
+    report: IngestReport,
+) -> dict[str, str]:
+    """Apply to the new schema what writers changed in the current one since `snapshot`;
+    returns the articles' hashes it caught up to."""
+    now = current.article_hashes()
+    changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
+    gone = [i for i in snapshot if i not in now]
+    if changed:
+        found = [a for a in (current.article(i) for i in changed) if a is not None]
+        extra = fresh.add_articles(found, encoder)
+        report.added += extra.added
+        report.updated += extra.updated
+        report.passages += extra.passages
+        report.embedded += extra.embedded
+        log.info("reindex: %d article(s) written meanwhile carried over", len(found))
+    if gone:
+        fresh.remove_articles(gone)
+    return now
+
+
+def _swap_in(fresh: PgStore, current: PgStore, snapshot: dict[str, str]) -> bool:
+    """In one transaction holding the writers' lock: if nobody wrote since `snapshot`,
+    give the new schema's articles their first-indexed time and story from the current
+    one and point the home at it. False (nothing done) if somebody wrote."""
+    source = _qualified(current.schema)
+    with fresh._transaction() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
+        cursor.execute(f"SELECT id, content_hash FROM {source}.articles")
+        if {str(r[0]): str(r[1]) for r in cursor.fetchall()} != snapshot:
+            return False
+        cursor.execute(
+            f"UPDATE articles a SET added_at = o.added_at, "
+            f"story_id = COALESCE(o.story_id, a.story_id) FROM {source}.articles o "
+            "WHERE o.id = a.id"
+        )
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        cursor.execute(
+            "INSERT INTO public.index_active (home, schema) VALUES (%s, %s) "
+            "ON CONFLICT (home) DO UPDATE SET schema = excluded.schema",
+            (current.home or "", fresh.schema),
+        )
+    return True

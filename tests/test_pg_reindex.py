@@ -1,0 +1,130 @@
+"""A reindex of the PostgreSQL index builds beside (a fresh schema) and swaps atomically:
+every PgStore reads the old index until the swap and the new one after, never a mix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from bot.config import Settings
+from bot.engine import Engine
+from index.corpus import reindex_in_database
+from index.pg_store import PgStore
+from index.store import StoreRetired
+from tests.test_store import _other_articles
+
+QUESTION = "who denied signing an accord?"
+
+
+def _history(store: PgStore) -> dict[str, tuple[float, str]]:
+    with store._cursor() as cursor:
+        cursor.execute("SELECT id, added_at, story_id FROM articles")
+        return {str(i): (float(t), str(s)) for i, t, s in cursor.fetchall()}
+
+
+def _schemas(url: str) -> set[str]:
+    with psycopg.connect(url) as db:
+        rows = db.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'newsbot%'")
+        return {str(r[0]) for r in rows.fetchall()}
+
+
+def test_readers_see_the_old_index_during_a_reindex_and_the_new_one_after(
+    database_url: str, data_dir: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    writer = PgStore(database_url, embedder.model_id, embedder.dim)
+    writer.add_articles(_other_articles(3), embedder)
+    old_ids = writer.article_ids()
+    with writer._transaction() as cursor:  # a story an alert already told: it must stay
+        cursor.execute("UPDATE articles SET story_id = 'told-story'")
+    before = _history(writer)
+    reader = PgStore(database_url, embedder.model_id, embedder.dim)
+    seen: list[tuple[bool, set[str], set[str]]] = []
+
+    def mid_build(done: int, total: int) -> None:
+        opened = PgStore(database_url, embedder.model_id, embedder.dim)
+        seen.append((reader.retired, reader.article_ids(), opened.article_ids()))
+        opened.close()
+
+    reindex_in_database(writer, data_dir, embedder, on_progress=mid_build)
+    # articles/ holds the seed article, which the old index does not: only the new one has it
+    assert seen and all(not retired for retired, _, _ in seen)
+    assert all(ids == old_ids and opened == old_ids for _, ids, opened in seen)
+    assert reader.article_ids() == old_ids  # until it reopens, as the Engine does
+    assert reader.retired and writer.retired
+    with pytest.raises(StoreRetired):  # a write that waited goes to the new index instead
+        writer.add_articles(_other_articles(4)[3:], embedder)
+    after = PgStore(database_url, embedder.model_id, embedder.dim)
+    assert after.schema == "newsbot_index_1" and after.article_ids() > old_ids
+    assert len(after.article_ids()) == 4 and not after.retired
+    history = _history(after)
+    assert {i: history[i] for i in old_ids} == before  # first-indexed time and story kept
+    for store in (writer, reader, after):
+        store.close()
+
+
+def test_a_write_made_during_the_build_is_in_the_new_index(
+    database_url: str, data_dir: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    store = PgStore(database_url, embedder.model_id, embedder.dim)
+    store.add_articles(_other_articles(2), embedder)
+    late = _other_articles(5)[4]
+    writes: list[int] = []
+
+    def write_meanwhile(done: int, total: int) -> None:
+        if not writes:
+            writes.append(store.add_articles([late], embedder).added)
+
+    reindex_in_database(store, data_dir, embedder, on_progress=write_meanwhile)
+    assert writes == [1]
+    after = PgStore(database_url, embedder.model_id, embedder.dim)
+    assert late.id in after.article_ids() and len(after.article_ids()) == 4
+    store.close()
+    after.close()
+
+
+def test_the_retired_index_is_dropped_at_the_next_reindex(
+    database_url: str, data_dir: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """Readers still on the old index finish their question: it is dropped by the next
+    reindex, not by the swap."""
+    store = PgStore(database_url, embedder.model_id, embedder.dim)
+    store.add_articles(_other_articles(2), embedder)
+    store.close()
+    for built in (1, 2, 3):
+        current = PgStore(database_url, embedder.model_id, embedder.dim)
+        reindex_in_database(current, data_dir, embedder)
+        current.close()
+        kept = {f"newsbot_index_{n}" for n in (built - 1, built) if n > 0}
+        assert _schemas(database_url) == kept
+        with psycopg.connect(database_url) as db:
+            row = db.execute("SELECT to_regclass('public.articles')").fetchone()
+            versions = db.execute("SELECT component FROM public.schema_versions").fetchall()
+        # the first index (in public) is retired by the first reindex, dropped by the second
+        assert row is not None and (row[0] is None) == (built > 1)
+        assert (("index",) in versions) == (built == 1)
+    final = PgStore(database_url, embedder.model_id, embedder.dim)
+    assert final.schema == "newsbot_index_3" and len(final.article_ids()) == 3
+    final.close()
+
+
+def test_the_engine_answers_from_the_new_schema_after_a_reindex(
+    settings: Settings, database_url: str, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    on_pg = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    engine = Engine(on_pg, embedder)
+    other = Engine(on_pg, embedder)  # another replica, opened before the reindex
+    engine.ingest([on_pg.data_dir / "articles"])
+    old = other.store
+    report = engine.reindex()
+    assert report.embedded == 0 and report.reused > 0
+    for replica in (engine, other):
+        (answer,) = replica.ask([QUESTION])
+        assert answer.answered and "Aucun accord" in answer.citations[0].quote
+        assert isinstance(replica.store, PgStore) and replica.store.schema == "newsbot_index_1"
+    assert other.store is not old
+    engine.close()
+    other.close()
