@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from pydantic import ValidationError
 
@@ -257,7 +257,13 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         raise _UserError("`newsbot worker` needs the index in PostgreSQL (NEWSBOT_DATABASE_URL)")
     done = 0
     try:
-        done = run_worker(store, engine.embedder, once=args.once, batch=args.batch)
+        done = run_worker(
+            store,
+            engine.embedder,
+            once=args.once,
+            batch=args.batch,
+            reopen=lambda: cast("PgStore", engine.store),  # the engine reopens a swapped index
+        )
     except KeyboardInterrupt:
         pass
     finally:
@@ -311,7 +317,7 @@ def cmd_reindex(args: argparse.Namespace, settings: Settings) -> int:
 def _rebuild(settings: Settings, embedder: Embedder) -> RebuildReport:
     from index.corpus import rebuild_store
 
-    if settings.database_url is not None:  # the index is in the database: cut in place
+    if settings.database_url is not None:  # built beside in a schema of its own, then swapped
         from bot.engine import open_index
         from index.corpus import reindex_in_database
 

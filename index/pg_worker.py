@@ -83,11 +83,17 @@ def run_worker(
     once: bool = False,
     batch: int = BATCH_PASSAGES,
     on_batch: Callable[[int], None] | None = None,
+    reopen: Callable[[], PgStore] | None = None,
 ) -> int:
     """Embed waiting passages until stopped (KeyboardInterrupt), waiting IDLE_WAIT_S when
-    none waits; `once`: return as soon as none is left. How many were embedded."""
+    none waits; `once`: return as soon as none is left. How many were embedded. After a
+    reindex swapped a new index in (`store.retired`), `reopen` gives the new one: the
+    passages waiting for a vector are there."""
     done = 0
     while True:
+        if reopen is not None and store.retired:
+            log.info("the index was rebuilt: the worker moves to the new one")
+            store = reopen()
         taken = embed_pending(store, encoder, batch)
         done += taken
         if taken and on_batch is not None:

@@ -128,3 +128,29 @@ def test_the_engine_answers_from_the_new_schema_after_a_reindex(
     assert other.store is not old
     engine.close()
     other.close()
+
+
+def test_a_worker_moves_to_the_new_index_after_a_reindex(
+    database_url: str, data_dir: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """A running `newsbot worker` holds a store opened before the reindex: the passages
+    ingested for workers after the swap wait in the new index, where it must look."""
+    from index.pg_worker import pending_passages, run_worker
+
+    old = PgStore(database_url, embedder.model_id, embedder.dim)
+    old.add_articles(_other_articles(2), embedder)
+    current = PgStore(database_url, embedder.model_id, embedder.dim)
+    reindex_in_database(current, data_dir, embedder)
+    current.close()
+    new = PgStore(database_url, embedder.model_id, embedder.dim)
+    report = new.add_articles(_other_articles(4)[2:], embedder, defer=True)
+    assert report.passages > 0 and pending_passages(new) == report.passages
+
+    def reopen() -> PgStore:
+        return PgStore(database_url, embedder.model_id, embedder.dim)
+
+    assert old.retired
+    assert run_worker(old, embedder, once=True, reopen=reopen) == report.passages
+    assert pending_passages(new) == 0
+    for store in (old, new):
+        store.close()

@@ -84,9 +84,12 @@ def fresh_state(engine: Engine) -> Iterator[None]:
     yield
     url = engine.settings.database_url
     if url is not None:
-        with psycopg.connect(url.get_secret_value()) as db:
-            with contextlib.suppress(psycopg.errors.UndefinedTable):  # no bot ran: no state
-                db.execute("TRUNCATE meta, subscriptions, digests RESTART IDENTITY")
+        # No bot ran in the test: no state tables.
+        with (
+            psycopg.connect(url.get_secret_value()) as db,
+            contextlib.suppress(psycopg.errors.UndefinedTable),
+        ):
+            db.execute("TRUNCATE meta, subscriptions, digests RESTART IDENTITY")
     for suffix in ("", "-wal", "-shm"):
         Path(f"{engine.settings.state_path}{suffix}").unlink(missing_ok=True)
 
