@@ -16,7 +16,6 @@ Needs the `postgres` extra (psycopg 3, psycopg_pool, pgvector).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from tqdm import tqdm
 
 from index.articles import Article, article_problem
 from index.articles import article_id as stable_article_id
-from index.chunking import passage_embedding_text, quote_spans
+from index.chunking import passage_embedding_text
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
 from index.pg_schema import (
@@ -50,9 +49,9 @@ from index.pg_schema import (
 )
 from index.store import (
     BATCH_ARTICLES,
-    SENTENCE_CACHE,
     SENTENCE_SPLIT,
     STORY_SIMILARITY,
+    CachedVectors,
     DatabaseUnavailable,
     IngestReport,
     ModelMismatchError,
@@ -68,7 +67,6 @@ from index.store import (
     body_hash,
     chunk_articles,
     sentence_digests,
-    stored_precision,
     text_hash,
     vector_blob,
 )
@@ -118,7 +116,7 @@ _PASSAGE_COLUMNS = (
 )
 
 
-class PgStore:
+class PgStore(CachedVectors):
     """The index in one PostgreSQL database (or one schema of it: `schema`). After a
     reindex (rebuild_database) it lives in the schema the reindex built, found through
     `index_active` when the store is opened."""
@@ -140,9 +138,7 @@ class PgStore:
         self.schema = schema
         self._where = describe(url) + (f" (schema {schema})" if schema else "")
         self._lexical = PgLexical()
-        self._sentence_cache: dict[int, np.ndarray | None] = {}
-        self._sentence_generation = -1
-        self._sentence_lock = threading.Lock()
+        self._init_sentence_cache()
         self._secondary_generation: dict[str, int] = {}
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as db:
@@ -485,24 +481,6 @@ class PgStore:
                 return str(row[1] or row[0])
         return None
 
-    def _embed_missing(
-        self, texts: list[str], encoder: PassageEncoder, embed: bool = True
-    ) -> tuple[dict[str, np.ndarray], int]:
-        """Vectors of these texts by hash (and how many were embedded now): from the cache,
-        the others embedded (unless not `embed`: then they are left out)."""
-        wanted = {text_hash(t): t for t in texts}
-        found = {
-            h: blob_vectors(blob, self.dim)[0]
-            for h, blob in self._stored_embeddings(list(wanted)).items()
-        }
-        missing = [h for h in wanted if h not in found]
-        if missing and embed:
-            matrix = encoder.embed_passages([wanted[h] for h in missing])
-            if matrix.shape != (len(missing), self.dim):
-                raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
-            found.update(zip(missing, stored_precision(matrix), strict=True))
-        return found, len(missing) if embed else 0
-
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
         if not hashes:
             return {}
@@ -525,10 +503,7 @@ class PgStore:
                     "ON CONFLICT DO NOTHING",
                     [(h, vector_blob(v)) for h, v in vectors.items()],
                 )
-            with self._sentence_lock:
-                self._sentence_cache = {
-                    pid: v for pid, v in self._sentence_cache.items() if v is not None
-                }
+            self._forget_incomplete_sentences()
         return np.vstack([vectors[text_hash(t)] for t in texts])
 
     def copy_embeddings_from(
@@ -721,61 +696,33 @@ class PgStore:
             if r["article_id"] in articles
         }
 
-    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        """The stored vectors of each passage's quotable sentences, as the SQLite store
-        gives them (its `sentence_vectors` row, else its recorded sentences' cached vectors,
-        else sentences cut from the text); nothing is embedded here."""
-        ids = list(ids)
-        generation = self.generation
-        with self._sentence_lock:
-            if self._sentence_generation != generation:
-                self._sentence_cache.clear()
-                self._sentence_generation = generation
-            known = {pid: self._sentence_cache[pid] for pid in ids if pid in self._sentence_cache}
-        asked = [pid for pid in ids if pid not in known]
-        stored: dict[int, np.ndarray] = {}
-        wanted: dict[int, list[str]] = {}
-        if asked:
-            with self._cursor() as cursor:
-                current = self._setting(cursor, "sentence_split") == SENTENCE_SPLIT
-                if current:
-                    cursor.execute(
-                        "SELECT passage_id, vectors FROM sentence_vectors "
-                        "WHERE passage_id = ANY(%s)",
-                        (asked,),
-                    )
-                    stored = {
-                        int(pid): blob_vectors(bytes(blob), self.dim)
-                        for pid, blob in cursor.fetchall()
-                        if blob and len(blob) % (2 * self.dim) == 0
-                    }
-                    cursor.execute(
-                        "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL "
-                        "AND id = ANY(%s)",
-                        ([p for p in asked if p not in stored],),
-                    )
-                    wanted = {int(pid): sentence_digests(bytes(b)) for pid, b in cursor.fetchall()}
-        rest = [p for p in asked if p not in stored and p not in wanted]
-        for pid, passage in self.passages(rest).items():
-            text = passage.article.text
-            wanted[pid] = [
-                text_hash(text[a:b]) for a, b in quote_spans(text, passage.start, passage.end)
-            ]
-        fresh: dict[int, np.ndarray | None] = dict(stored)
-        if wanted:
-            found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
-            for pid, hs in wanted.items():
-                complete = hs and all(h in found for h in hs)
-                fresh[pid] = (
-                    blob_vectors(b"".join(found[h] for h in hs), self.dim) if complete else None
-                )
-        if fresh:
-            known.update(fresh)
-            with self._sentence_lock:
-                if len(self._sentence_cache) + len(fresh) > SENTENCE_CACHE:
-                    self._sentence_cache.clear()
-                self._sentence_cache.update(fresh)
-        return {pid: vectors for pid, vectors in known.items() if vectors is not None}
+    def _sentences_current(self, cursor: psycopg.Cursor[Any]) -> bool:
+        """Whether the recorded sentence lists (and their rows) were cut by today's chunker."""
+        return self._setting(cursor, "sentence_split") == SENTENCE_SPLIT
+
+    def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        with self._cursor() as cursor:
+            if not ids or not self._sentences_current(cursor):
+                return {}
+            cursor.execute(
+                "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id = ANY(%s)",
+                (list(ids),),
+            )
+            return {
+                int(pid): blob_vectors(bytes(blob), self.dim)
+                for pid, blob in cursor.fetchall()
+                if blob and len(blob) % (2 * self.dim) == 0
+            }
+
+    def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        with self._cursor() as cursor:
+            if not ids or not self._sentences_current(cursor):
+                return {}
+            cursor.execute(
+                "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id = ANY(%s)",
+                (list(ids),),
+            )
+            return {int(pid): sentence_digests(bytes(b)) for pid, b in cursor.fetchall()}
 
     # --- the second model ----------------------------------------------------------------
 

@@ -334,7 +334,111 @@ def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
     return abs(delta.days) <= days
 
 
-class Store:
+class CachedVectors:
+    """The embedding cache and the sentence vectors, over the backend's reads below."""
+
+    dim: int
+
+    def _init_sentence_cache(self) -> None:
+        self._sentence_cache: dict[int, np.ndarray | None] = {}
+        self._sentence_generation = -1
+        self._sentence_lock = threading.Lock()
+
+    # --- what the backend reads ----------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        """Bumped by every write: in-memory caches are keyed by it."""
+        raise NotImplementedError
+
+    def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
+        raise NotImplementedError
+
+    def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        """The cached vectors (float16 blobs) of these text hashes."""
+        raise NotImplementedError
+
+    def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """Each passage's sentence vectors from its one stored row, for the passages that
+        have one cut by today's chunker."""
+        raise NotImplementedError
+
+    def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        """The text hashes of each passage's quotable sentences recorded at ingest by
+        today's chunker; passages without such a list are left out."""
+        raise NotImplementedError
+
+    # --- shared ----------------------------------------------------------------------------
+
+    def _embed_missing(
+        self, texts: list[str], encoder: PassageEncoder, embed: bool = True
+    ) -> tuple[dict[str, np.ndarray], int]:
+        """Vectors of these texts by hash (and how many were embedded now): from the cache,
+        the others embedded (unless not `embed`: then they are left out)."""
+        wanted = {text_hash(t): t for t in texts}
+        found = {
+            h: blob_vectors(blob, self.dim)[0]
+            for h, blob in self._stored_embeddings(list(wanted)).items()
+        }
+        missing = [h for h in wanted if h not in found]
+        if not missing or not embed:
+            return found, 0
+        matrix = encoder.embed_passages([wanted[h] for h in missing])
+        if matrix.shape != (len(missing), self.dim):
+            raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
+        found.update(zip(missing, stored_precision(matrix), strict=True))
+        return found, len(missing)
+
+    def _forget_incomplete_sentences(self) -> None:
+        """New vectors were cached: they may be the sentences a passage was remembered as
+        lacking (an index cut by an older sentence splitter, whose quotes are embedded
+        when first shown), so those passages are read again."""
+        with self._sentence_lock:
+            self._sentence_cache = {
+                pid: v for pid, v in self._sentence_cache.items() if v is not None
+            }
+
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of each passage's quotable sentences (embedded at ingest), one
+        row per sentence, by passage id; a passage with a sentence never embedded is left
+        out. Nothing is embedded here. Read from the passage's one row, else from its
+        recorded sentences' cached vectors, else from sentences cut from its text; kept in
+        memory (up to SENTENCE_CACHE passages) until the next write, or, for a passage left
+        out, until new vectors are cached."""
+        ids = list(ids)
+        generation = self.generation
+        with self._sentence_lock:
+            if self._sentence_generation != generation:
+                self._sentence_cache.clear()
+                self._sentence_generation = generation
+            cache = self._sentence_cache
+            known = {pid: cache[pid] for pid in ids if pid in cache}
+        asked = [pid for pid in ids if pid not in known]
+        stored = self._stored_sentence_vectors(asked) if asked else {}
+        wanted = self._recorded_sentences([p for p in asked if p not in stored]) if asked else {}
+        rest = [p for p in asked if p not in stored and p not in wanted]
+        for pid, passage in self.passages(rest).items():  # lists not recorded: cut them here
+            text = passage.article.text
+            spans = quote_spans(text, passage.start, passage.end)
+            wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
+        fresh: dict[int, np.ndarray | None] = dict(stored)
+        if wanted:
+            found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
+            for pid, hs in wanted.items():
+                complete = hs and all(h in found for h in hs)
+                fresh[pid] = (
+                    blob_vectors(b"".join(found[h] for h in hs), self.dim) if complete else None
+                )
+        if fresh:
+            known.update(fresh)
+            with self._sentence_lock:
+                if len(self._sentence_cache) + len(fresh) > SENTENCE_CACHE:
+                    self._sentence_cache.clear()
+                self._sentence_cache.update(fresh)
+        return {pid: vectors for pid, vectors in known.items() if vectors is not None}
+
+
+class Store(CachedVectors):
     """One index directory: the SQLite database and the FAISS cache beside it."""
 
     def __init__(
@@ -361,9 +465,7 @@ class Store:
         self._connections: list[sqlite3.Connection] = []
         self._secondary: dict[str, _SecondaryState] = {}  # second models' indexes, by id
         self._secondary_lock = threading.RLock()
-        self._sentence_cache: dict[int, np.ndarray | None] = {}
-        self._sentence_generation = -1
-        self._sentence_lock = threading.Lock()
+        self._init_sentence_cache()
         self._term_counts = TermCounts()  # words' passage counts, for the BM25 row budget
         self.read_only = False  # set when a full disk leaves only a read-only view
         self._migrate()
@@ -955,24 +1057,6 @@ class Store:
                 return str(row[1] or row[0])
         return None
 
-    def _embed_missing(
-        self, texts: list[str], encoder: PassageEncoder
-    ) -> tuple[dict[str, np.ndarray], int]:
-        """Vectors for every text (and how many were new), embedding only those whose hash
-        SQLite doesn't hold."""
-        wanted = {text_hash(t): t for t in texts}
-        found = {
-            h: blob_vectors(blob, self.dim)[0]
-            for h, blob in self._stored_embeddings(list(wanted)).items()
-        }
-        missing = [h for h in wanted if h not in found]
-        if missing:
-            matrix = encoder.embed_passages([wanted[h] for h in missing])
-            if matrix.shape != (len(missing), self.dim):
-                raise StoreError(f"embedder returned {matrix.shape}, expected {self.dim}-d")
-            found.update(zip(missing, stored_precision(matrix), strict=True))
-        return found, len(missing)
-
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:
         """The e5 vectors (float16 blobs, see `blob_vectors`) SQLite holds for these hashes."""
         return dict(
@@ -1028,12 +1112,7 @@ class Store:
             "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
             [(h, vector_blob(v)) for h, v in vectors.items()],
         ):
-            # These may be the sentences a passage was remembered as lacking (an index cut
-            # by an older sentence splitter, whose quotes are embedded when first shown).
-            with self._sentence_lock:
-                self._sentence_cache = {
-                    pid: v for pid, v in self._sentence_cache.items() if v is not None
-                }
+            self._forget_incomplete_sentences()
         return np.vstack([vectors[text_hash(t)] for t in texts])
 
     def _cache_embeddings(self, sql: str, rows: list[tuple[object, ...]]) -> bool:
@@ -1357,41 +1436,6 @@ class Store:
                 "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id", ids
             )
         }
-
-    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
-        """The stored vectors of each passage's quotable sentences (embedded at ingest), one
-        row per sentence, by passage id; a passage with a sentence never embedded is left
-        out. Nothing is embedded here. Kept in memory (up to SENTENCE_CACHE passages) until
-        the next write, or, for a passage left out, until `embed_texts` stores new vectors."""
-        ids = list(ids)
-        with self._sentence_lock:
-            if self._sentence_generation != self.generation:
-                self._sentence_cache.clear()
-                self._sentence_generation = self.generation
-            cache = self._sentence_cache
-            known = {pid: cache[pid] for pid in ids if pid in cache}
-        stored = self._stored_sentence_vectors([pid for pid in ids if pid not in known])
-        wanted = self._recorded_sentences([p for p in ids if p not in known and p not in stored])
-        rest = [p for p in ids if p not in known and p not in stored and p not in wanted]
-        for pid, passage in self.passages(rest).items():  # lists not recorded: cut them here
-            text = passage.article.text
-            spans = quote_spans(text, passage.start, passage.end)
-            wanted[pid] = [text_hash(text[a:b]) for a, b in spans]
-        fresh: dict[int, np.ndarray | None] = dict(stored)
-        if wanted:
-            found = self._stored_embeddings(list({h for hs in wanted.values() for h in hs}))
-            for pid, hs in wanted.items():
-                complete = hs and all(h in found for h in hs)
-                fresh[pid] = (
-                    blob_vectors(b"".join(found[h] for h in hs), self.dim) if complete else None
-                )
-        if fresh:
-            known.update(fresh)
-            with self._sentence_lock:
-                if len(self._sentence_cache) + len(fresh) > SENTENCE_CACHE:
-                    self._sentence_cache.clear()
-                self._sentence_cache.update(fresh)
-        return {pid: vectors for pid, vectors in known.items() if vectors is not None}
 
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         """Passages with their articles, by id."""
