@@ -18,7 +18,7 @@ from bot.engine import Engine
 from bot.render import date_span, message_units, render_answer, render_citation, render_story
 from bot.state import Subscription
 from tests.story_news import FERRY, FERRY_COPY, FERRY_FR, FERRY_TEXT, STORIES, TRAIN
-from tests.telegram.bot_harness import engine_for, make_data_dir
+from tests.telegram.bot_harness import engine_for, engine_on_backend, make_data_dir
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -29,13 +29,9 @@ def engine(
     embedder: Any,
 ) -> Iterator[Engine]:
     """The stories indexed in each backend: SQLite + FAISS files, or PostgreSQL."""
-    data = make_data_dir(tmp_path_factory.mktemp("corroboration"), STORIES)
-    url = (
-        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
-    )
-    engine = engine_for(data, cache_dir, embedder, database_url=url)
-    yield engine
-    engine.close()
+    root = tmp_path_factory.mktemp("corroboration")
+    with engine_on_backend(request, root, cache_dir, embedder, STORIES) as engine:
+        yield engine
 
 
 def article_id(engine: Engine, record: dict[str, str]) -> str:

@@ -27,7 +27,7 @@ from tests.story_news import (
     TRAIN,
     TRAIN_HURT,
 )
-from tests.telegram.bot_harness import SEED_QUOTE, engine_for, make_data_dir
+from tests.telegram.bot_harness import SEED_QUOTE, engine_on_backend
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -38,13 +38,9 @@ def engine(
     embedder: Any,
 ) -> Iterator[Engine]:
     """The stories indexed in each backend: SQLite + FAISS files, or PostgreSQL."""
-    data = make_data_dir(tmp_path_factory.mktemp("followups"), STORIES)
-    url = (
-        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
-    )
-    engine = engine_for(data, cache_dir, embedder, database_url=url)
-    yield engine
-    engine.close()
+    root = tmp_path_factory.mktemp("followups")
+    with engine_on_backend(request, root, cache_dir, embedder, STORIES) as engine:
+        yield engine
 
 
 def ids(engine: Engine, *records: dict[str, str]) -> set[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,26 @@ def engine_for(data_dir: Path, cache_dir: Path, embedder: Any, **overrides: Any)
     engine = Engine(settings, embedder=embedder)
     engine.ingest([data_dir / "articles"])
     return engine
+
+
+@contextmanager
+def engine_on_backend(
+    request: Any,
+    root: Path,
+    cache_dir: Path,
+    embedder: Any,
+    records: Iterable[Mapping[str, Any]] = (),
+) -> Iterator[Engine]:
+    """An engine over the seed article and `records` in `root`, with its index and state in
+    files (the fixture's param "sqlite") or in a fresh PostgreSQL database ("postgres")."""
+    url = (
+        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
+    )
+    engine = engine_for(make_data_dir(root, records), cache_dir, embedder, database_url=url)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 def bot_settings(fake: FakeBotAPI, engine: Engine, **overrides: Any) -> Settings:

@@ -27,7 +27,12 @@ from bot.state import State
 from index.feeds import FeedSource
 from tests.feed_server import FeedServer, serve
 
-from .bot_harness import ADMIN_ID, engine_for, make_data_dir, running_bot, wait_for_replies
+from .bot_harness import (
+    ADMIN_ID,
+    engine_on_backend,
+    running_bot,
+    wait_for_replies,
+)
 from .fake_bot_api import ApiError, FakeBotAPI, SentMessage
 from .news_wire import (
     BAKERY,
@@ -62,17 +67,9 @@ def engine(
     embedder: Any,
 ) -> Iterator[Engine]:
     """Every test here runs twice: the bot's state in a SQLite file, then in PostgreSQL."""
-    url = (
-        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
-    )
-    engine = engine_for(
-        make_data_dir(tmp_path_factory.mktemp(f"alerts-{request.param}")),
-        cache_dir,
-        embedder,
-        database_url=url,
-    )
-    yield engine
-    engine.close()
+    root = tmp_path_factory.mktemp(f"alerts-{request.param}")
+    with engine_on_backend(request, root, cache_dir, embedder) as engine:
+        yield engine
 
 
 @pytest.fixture(autouse=True)

@@ -25,7 +25,7 @@ from bot.handlers import ENGINE, SETTINGS, STATE
 from bot.state import DigestSchedule, State, Subscription
 from index.articles import article_from_record
 
-from .bot_harness import engine_for, make_data_dir, replies_to, running_bot, wait_for_replies
+from .bot_harness import engine_on_backend, replies_to, running_bot, wait_for_replies
 from .fake_bot_api import ApiError, FakeBotAPI, SentMessage
 from .story_days import ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, SWARM, _record
 
@@ -68,14 +68,10 @@ def engine(
     embedder: Any,
 ) -> Iterator[Engine]:
     """The Iceland story and other news, indexed now; the state in a file, then PostgreSQL."""
-    url = (
-        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
-    )
     records = [*ICELAND, ERUPTION_COPY, *OTHER_NEWS]
-    data = make_data_dir(tmp_path_factory.mktemp(f"digest-{request.param}"), records)
-    engine = engine_for(data, cache_dir, embedder, database_url=url)
-    yield engine
-    engine.close()
+    root = tmp_path_factory.mktemp(f"digest-{request.param}")
+    with engine_on_backend(request, root, cache_dir, embedder, records) as engine:
+        yield engine
 
 
 @pytest.fixture(autouse=True)

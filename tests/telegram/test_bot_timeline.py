@@ -13,7 +13,7 @@ import pytest
 
 from bot.engine import Engine
 
-from .bot_harness import engine_for, make_data_dir, running_bot, wait_for_replies
+from .bot_harness import engine_on_backend, running_bot, wait_for_replies
 from .fake_bot_api import FakeBotAPI, SentMessage
 from .story_days import ENDED, ERUPTION, ERUPTION_COPY, ICELAND, LAVA, OTHER_NEWS, RETURN, SWARM
 
@@ -27,14 +27,10 @@ def engine(
 ) -> Iterator[Engine]:
     """The Iceland story and other news: the index in SQLite + FAISS, then in PostgreSQL +
     pgvector (NEWSBOT_DATABASE_URL)."""
-    url = (
-        request.getfixturevalue("postgres").new_database() if request.param == "postgres" else None
-    )
     records = [*ICELAND, ERUPTION_COPY, *OTHER_NEWS]
-    data = make_data_dir(tmp_path_factory.mktemp(f"timeline-{request.param}"), records)
-    engine = engine_for(data, cache_dir, embedder, database_url=url)
-    yield engine
-    engine.close()
+    root = tmp_path_factory.mktemp(f"timeline-{request.param}")
+    with engine_on_backend(request, root, cache_dir, embedder, records) as engine:
+        yield engine
 
 
 def entries(messages: list[SentMessage]) -> list[tuple[str, str]]:
