@@ -13,12 +13,13 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
 
-from index.store import StoreError
+from index.store import DatabaseUnavailable, StoreError
 
 COMPONENT = "index"
 # The lock every newsbot process takes while migrating any of its schemas in a database
-# (the same value as bot.state.postgres.MIGRATION_LOCK; `index` must not import `bot`).
+# (the index's and the bot's state: bot/state/postgres.py takes it too).
 MIGRATION_LOCK = 0x6E657773626F74
 WRITE_LOCK = 0x6E657773626F75  # one index writer at a time, across processes and machines
 CONNECT_TIMEOUT_S = 10
@@ -164,6 +165,35 @@ def describe(url: str) -> str:
     user = f"{parts['user']}@" if parts.get("user") else ""
     host, port = parts.get("host", "localhost"), parts.get("port", 5432)
     return f"{user}{host}:{port}/{parts.get('dbname', '')}"
+
+
+def open_pool(url: str, name: str, max_size: int, **options: Any) -> ConnectionPool[Any]:
+    """A pool of connections to `url`, open and with one connection made (at most
+    CONNECT_TIMEOUT_S seconds, also the longest wait for a free connection later);
+    `options` are the pool's others (kwargs of each connection, configure, check)."""
+    pool: ConnectionPool[Any] = ConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        timeout=float(CONNECT_TIMEOUT_S),
+        name=name,
+        open=False,
+        **options,
+    )
+    try:
+        pool.open(wait=True, timeout=float(CONNECT_TIMEOUT_S))
+    except BaseException:
+        pool.close()
+        raise
+    return pool
+
+
+def unavailable(where: str, exc: Exception) -> DatabaseUnavailable:
+    """The error a command stops with when the database at `where` cannot be reached."""
+    reason = " ".join(str(exc).split())
+    return DatabaseUnavailable(
+        f"cannot connect to the database at {where} (NEWSBOT_DATABASE_URL): {reason}"
+    )
 
 
 def schema_name(*parts: str) -> str:

@@ -26,7 +26,7 @@ import psycopg
 from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
+from psycopg_pool import PoolTimeout
 from tqdm import tqdm
 
 from index.articles import Article, article_problem
@@ -46,13 +46,14 @@ from index.pg_schema import (
     active_schema,
     describe,
     migrate,
+    open_pool,
+    unavailable,
 )
 from index.store import (
     BATCH_ARTICLES,
     SENTENCE_SPLIT,
     STORY_SIMILARITY,
     CachedVectors,
-    DatabaseUnavailable,
     IngestReport,
     ModelMismatchError,
     PassageEncoder,
@@ -145,26 +146,15 @@ class PgStore(CachedVectors):
                 self.schema = migrate(db, self.dim, self.home, self._where)
             if self.schema != self.home:
                 self._where = f"{describe(url)} (schema {self.schema})"
-            self._pool = ConnectionPool(
+            self._pool = open_pool(
                 url,
-                min_size=1,
-                max_size=max_connections,
+                "newsbot-index",
+                max_connections,
                 kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "newsbot"},
                 configure=self._configure,
-                timeout=float(CONNECT_TIMEOUT_S),
-                name="newsbot-index",
-                open=False,
             )
-            try:
-                self._pool.open(wait=True, timeout=float(CONNECT_TIMEOUT_S))
-            except BaseException:
-                self._pool.close()
-                raise
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to the database at {self._where} (NEWSBOT_DATABASE_URL): "
-                f"{' '.join(str(exc).split())}"
-            ) from None
+            raise unavailable(self._where, exc) from None
         self._check_model()
 
     # --- opening -------------------------------------------------------------------------

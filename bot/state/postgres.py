@@ -11,17 +11,20 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
-from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.state.base import Row, State, Transaction, pending_migrations
-from index.store import StoreError
+from index.pg_schema import (
+    CONNECT_TIMEOUT_S,
+    MIGRATION_LOCK,
+    describe,
+    open_pool,
+    unavailable,
+)
+from index.store import DatabaseUnavailable as DatabaseUnavailable  # what opening the state raises
 
 COMPONENT = "state"
-# Every process that migrates any newsbot schema in this database takes this lock first.
-MIGRATION_LOCK = 0x6E657773626F74  # "newsbot"
-CONNECT_TIMEOUT_S = 10
 APP = "newsbot"
 
 SCHEMA_VERSIONS = """
@@ -107,21 +110,6 @@ MIGRATIONS = [
 ]
 
 
-class DatabaseUnavailable(StoreError):
-    """The database in NEWSBOT_DATABASE_URL cannot be reached (down, wrong URL, refused)."""
-
-
-def describe(url: str) -> str:
-    """Where a URL points, for messages and logs: user@host:port/database, no password."""
-    try:
-        parts = conninfo_to_dict(url)
-    except psycopg.ProgrammingError:
-        return "an unparsable URL"
-    user = f"{parts['user']}@" if parts.get("user") else ""
-    host, port = parts.get("host", "localhost"), parts.get("port", 5432)
-    return f"{user}{host}:{port}/{parts.get('dbname', '')}"
-
-
 class _PostgresTransaction:
     def __init__(self, cursor: psycopg.Cursor[Row]) -> None:
         self._cursor = cursor
@@ -150,26 +138,15 @@ class PostgresState(State):
                 url, connect_timeout=CONNECT_TIMEOUT_S, application_name=APP
             ) as db:
                 self._migrate(db)
-            self._pool = ConnectionPool(
+            self._pool = open_pool(
                 url,
-                min_size=1,
-                max_size=max_connections,
+                "newsbot-state",
+                max_connections,
                 kwargs=options,
-                timeout=float(CONNECT_TIMEOUT_S),  # the longest wait for a free connection
                 check=ConnectionPool.check_connection,
-                name="newsbot-state",
-                open=False,
             )
-            try:
-                self._pool.open(wait=True, timeout=float(CONNECT_TIMEOUT_S))
-            except BaseException:
-                self._pool.close()
-                raise
         except (PoolTimeout, psycopg.OperationalError) as exc:
-            raise DatabaseUnavailable(
-                f"cannot connect to the database at {self._where} (NEWSBOT_DATABASE_URL): "
-                f"{' '.join(str(exc).split())}"
-            ) from None
+            raise unavailable(self._where, exc) from None
 
     def _migrate(self, db: psycopg.Connection[tuple[object, ...]]) -> None:
         """Bring the schema to the latest version, in one transaction, one process at a
