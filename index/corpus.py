@@ -133,7 +133,7 @@ def rebuild_store(
             )
             with _writers_paused(data_dir, old, encoder) as (latest, opened):
                 if latest is not None:
-                    _catch_up(fresh, latest, snapshot, encoder, report)
+                    catch_up(fresh, latest, snapshot, encoder, report)
                     fresh.close()
                     _carry_over_history(latest.directory / DB_NAME, building / DB_NAME)
                     latest.retire()
@@ -180,14 +180,15 @@ def _writers_paused(
         yield latest, opened
 
 
-def _catch_up(
-    fresh: Store,
-    latest: Store,
+def catch_up(
+    fresh: IndexStore,
+    latest: IndexStore,
     snapshot: dict[str, str],
     encoder: PassageEncoder,
     report: IngestReport,
-) -> None:
-    """Apply to the new store what writers changed in the old one while it was built."""
+) -> dict[str, str]:
+    """Apply to the new index what writers changed in the old one while it was built (since
+    `snapshot`, its articles' hashes then); returns the hashes it caught up to."""
     now = latest.article_hashes()
     changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
     gone = [i for i in snapshot if i not in now]
@@ -201,6 +202,7 @@ def _catch_up(
         log.info("reindex: %d article(s) written meanwhile carried over", len(found))
     if gone:
         fresh.remove_articles(gone)
+    return now
 
 
 def _carry_over_history(old_db: Path, new_db: Path) -> None:

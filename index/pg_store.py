@@ -29,9 +29,10 @@ from psycopg.rows import dict_row
 from psycopg_pool import PoolTimeout
 from tqdm import tqdm
 
-from index.articles import Article, article_problem
+from index.articles import Article
 from index.articles import article_id as stable_article_id
 from index.chunking import passage_embedding_text
+from index.corpus import catch_up
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
 from index.pg_schema import (
@@ -53,11 +54,11 @@ from index.store import (
     BATCH_ARTICLES,
     SENTENCE_SPLIT,
     STORY_SIMILARITY,
-    CachedVectors,
     IngestReport,
     ModelMismatchError,
     PassageEncoder,
     SecondaryEncoder,
+    StoreBase,
     StoredPassage,
     StoreError,
     StoreRetired,
@@ -117,7 +118,7 @@ _PASSAGE_COLUMNS = (
 )
 
 
-class PgStore(CachedVectors):
+class PgStore(StoreBase):
     """The index in one PostgreSQL database (or one schema of it: `schema`). After a
     reindex (rebuild_database) it lives in the schema the reindex built, found through
     `index_active` when the store is opened."""
@@ -262,18 +263,7 @@ class PgStore(CachedVectors):
         vector, for `newsbot worker` processes (index/pg_worker.py) to embed; until then
         they are found by their words only, and a copy of a story is recognised by its body
         alone (not by its lead's vector)."""
-        if encoder.model_id != self.model_id:
-            raise ModelMismatchError(
-                f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
-            )
-        report = IngestReport()
-        unique = []
-        for article in {a.id: a for a in articles}.values():
-            problem = article_problem(article)
-            if problem is None:
-                unique.append(article)
-            else:
-                report.rejected.append(f"{article.url or article.title[:80]!r}: {problem}")
+        report, unique = self._accepted(articles, encoder)
         with tqdm(total=len(unique), unit="article", disable=not progress, leave=False) as bar:
             for start in range(0, len(unique), BATCH_ARTICLES):
                 batch = unique[start : start + BATCH_ARTICLES]
@@ -969,7 +959,7 @@ def rebuild_database(
                 list(every.values()), encoder, progress=progress, on_progress=on_progress
             )
             for _ in range(CATCH_UP_ROUNDS):
-                snapshot = _catch_up(fresh, current, snapshot, encoder, report)
+                snapshot = catch_up(fresh, current, snapshot, encoder, report)
                 if _swap_in(fresh, current, snapshot):
                     break
             else:
@@ -1036,31 +1026,6 @@ def _copy_cache(fresh: PgStore, current: PgStore) -> int:
             f"INSERT INTO secondary_embeddings SELECT * FROM {source}.secondary_embeddings"
         )
     return copied
-
-
-def _catch_up(
-    fresh: PgStore,
-    current: PgStore,
-    snapshot: dict[str, str],
-    encoder: PassageEncoder,
-    report: IngestReport,
-) -> dict[str, str]:
-    """Apply to the new schema what writers changed in the current one since `snapshot`;
-    returns the articles' hashes it caught up to."""
-    now = current.article_hashes()
-    changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
-    gone = [i for i in snapshot if i not in now]
-    if changed:
-        found = [a for a in (current.article(i) for i in changed) if a is not None]
-        extra = fresh.add_articles(found, encoder)
-        report.added += extra.added
-        report.updated += extra.updated
-        report.passages += extra.passages
-        report.embedded += extra.embedded
-        log.info("reindex: %d article(s) written meanwhile carried over", len(found))
-    if gone:
-        fresh.remove_articles(gone)
-    return now
 
 
 def _swap_in(fresh: PgStore, current: PgStore, snapshot: dict[str, str]) -> bool:

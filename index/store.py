@@ -334,10 +334,12 @@ def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
     return abs(delta.days) <= days
 
 
-class CachedVectors:
-    """The embedding cache and the sentence vectors, over the backend's reads below."""
+class StoreBase:
+    """What both index backends do alike: which articles an ingest stores, the embedding
+    cache and the sentence vectors, over the backend's reads below."""
 
     dim: int
+    model_id: str
 
     def _init_sentence_cache(self) -> None:
         self._sentence_cache: dict[int, np.ndarray | None] = {}
@@ -369,6 +371,25 @@ class CachedVectors:
         raise NotImplementedError
 
     # --- shared ----------------------------------------------------------------------------
+
+    def _accepted(
+        self, articles: Sequence[Article], encoder: PassageEncoder
+    ) -> tuple[IngestReport, list[Article]]:
+        """What an ingest will store: each article once, those article_problem rejects left
+        out (named in the report); an encoder of another model is refused outright."""
+        if encoder.model_id != self.model_id:
+            raise ModelMismatchError(
+                f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
+            )
+        report = IngestReport()
+        unique = []
+        for article in {a.id: a for a in articles}.values():
+            problem = article_problem(article)
+            if problem is None:
+                unique.append(article)
+            else:
+                report.rejected.append(f"{article.url or article.title[:80]!r}: {problem}")
+        return report, unique
 
     def _embed_missing(
         self, texts: list[str], encoder: PassageEncoder, embed: bool = True
@@ -438,7 +459,7 @@ class CachedVectors:
         return {pid: vectors for pid, vectors in known.items() if vectors is not None}
 
 
-class Store(CachedVectors):
+class Store(StoreBase):
     """One index directory: the SQLite database and the FAISS cache beside it."""
 
     def __init__(
@@ -821,18 +842,7 @@ class Store(CachedVectors):
     ) -> IngestReport:
         """Chunk, embed (only text never embedded before) and store articles, committing in
         batches; a failure leaves every earlier batch committed and the index consistent."""
-        if encoder.model_id != self.model_id:
-            raise ModelMismatchError(
-                f"this index uses {self.model_id!r}, not {encoder.model_id!r}: run reindex"
-            )
-        report = IngestReport()
-        unique = []
-        for article in {a.id: a for a in articles}.values():
-            problem = article_problem(article)
-            if problem is None:
-                unique.append(article)
-            else:
-                report.rejected.append(f"{article.url or article.title[:80]!r}: {problem}")
+        report, unique = self._accepted(articles, encoder)
         bar = tqdm(total=len(unique), unit="article", disable=not progress, leave=False)
         with self.writer(), bar, disk_errors(self.directory):
             for start in range(0, len(unique), BATCH_ARTICLES):
