@@ -10,13 +10,12 @@ Read from the store only; nothing is embedded here.
 
 from __future__ import annotations
 
-import datetime
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from index.backend import IndexStore
-from index.store import STORY_DAYS, StoredPassage
+from index.store import StoredPassage, close_in_time
 
 # Lead passages at least this similar (e5 cosine) report the same news. newstest2014
 # (dev): a French article and its English translation 0.88-0.94, median 0.91 (74% at or
@@ -94,18 +93,6 @@ def group_dispatches(articles: Sequence[StoredPassage]) -> list[list[StoredPassa
     for i, passage in enumerate(articles):
         groups.setdefault(root(i), []).append(passage)
     return [sorted(g, key=lambda p: p.article.date or "9999") for g in groups.values()]
-
-
-def close_in_time(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
-    """Published within `days` of each other; a missing or month-only date can't be told
-    apart, so it passes."""
-    if not a or not b or len(a) < 10 or len(b) < 10:
-        return True
-    try:
-        delta = datetime.date.fromisoformat(a[:10]) - datetime.date.fromisoformat(b[:10])
-    except ValueError:
-        return True
-    return abs(delta.days) <= days
 
 
 def story_leads(store: IndexStore, article_id: str) -> list[StoredPassage]:

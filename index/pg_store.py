@@ -63,11 +63,11 @@ from index.store import (
     StoreError,
     StoreRetired,
     StoreStats,
-    _close_dates,
     _joined_vectors,
     blob_vectors,
     body_hash,
     chunk_articles,
+    close_in_time,
     sentence_digests,
     text_hash,
     vector_blob,
@@ -446,7 +446,7 @@ class PgStore(StoreBase):
         batch_leads: list[tuple[np.ndarray, str, str | None]],
     ) -> str | None:
         for vector, story, date in batch_leads:
-            if float(vector @ lead) >= STORY_SIMILARITY and _close_dates(date, article.date):
+            if float(vector @ lead) >= STORY_SIMILARITY and close_in_time(date, article.date):
                 return story
         for pid, score in self._dense(cursor, lead, 3, None, exact=False):
             if score < STORY_SIMILARITY:
@@ -457,7 +457,7 @@ class PgStore(StoreBase):
                 (pid,),
             )
             row = cursor.fetchone()
-            if row and row[0] != article.id and _close_dates(row[2], article.date):
+            if row and row[0] != article.id and close_in_time(row[2], article.date):
                 return str(row[1] or row[0])
         return None
 

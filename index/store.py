@@ -323,8 +323,9 @@ def body_hash(text: str) -> str:
     return text_hash(" ".join(re.findall(r"\w+", text.lower())))
 
 
-def _close_dates(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
-    """Two copies of one story are published within a few days (unknown dates pass)."""
+def close_in_time(a: str | None, b: str | None, days: int = STORY_DAYS) -> bool:
+    """Published within `days` of each other, as two reports of one story are; a missing or
+    month-only date can't be told apart, so it passes."""
     if not a or not b or len(a) < 10 or len(b) < 10:
         return True
     try:
@@ -1049,7 +1050,7 @@ class Store(StoreBase):
         batch_leads: list[tuple[np.ndarray, str, str | None]],
     ) -> str | None:
         for vector, story, date in batch_leads:
-            if float(vector @ lead) >= STORY_SIMILARITY and _close_dates(date, article.date):
+            if float(vector @ lead) >= STORY_SIMILARITY and close_in_time(date, article.date):
                 return story
         with self._lock:
             if self.index.ntotal == 0:
@@ -1063,7 +1064,7 @@ class Store(StoreBase):
                 "ON a.id = p.article_id WHERE p.id = ? AND p.ordinal = 0",
                 (int(pid),),
             ).fetchone()
-            if row and row[0] != article.id and _close_dates(row[2], article.date):
+            if row and row[0] != article.id and close_in_time(row[2], article.date):
                 return str(row[1] or row[0])
         return None
 
