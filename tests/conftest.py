@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from bot.config import Settings
+from bot.state import State, open_state
 from tests.postgres import PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,3 +71,24 @@ def postgres_replica(postgres: PostgresServer) -> Iterator[PostgresServer]:
 def database_url(postgres: PostgresServer) -> str:
     """A new, empty database of its own for one test."""
     return postgres.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings naming an empty store of one backend: a state file, or a new database."""
+    url = request.getfixturevalue("database_url") if request.param == "postgres" else None
+    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)
+
+
+@pytest.fixture
+def open_states(backend_settings: Settings) -> Iterator[Callable[[], State]]:
+    """Opens another State on the same store (another replica); all closed at the end."""
+    opened: list[State] = []
+
+    def open_one() -> State:
+        opened.append(open_state(backend_settings))
+        return opened[-1]
+
+    yield open_one
+    for state in opened:
+        state.close()

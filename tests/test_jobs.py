@@ -13,14 +13,13 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
 from bot.config import Settings
 from bot.jobs import holding_job
-from bot.state import State, open_state
+from bot.state import State
 from tests.replica import hold_job_then_hang
 
 JOB = "news"
@@ -30,26 +29,6 @@ OpenState = Callable[[], State]
 def claim(state: State, chat: int, story: str, job: str | None = JOB) -> bool:
     """An alert round's claim, made in the job (or, with None, outside any)."""
     return state.claim_alert(chat, story, f"article-{story}", 1, 0.9, job)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    url = request.getfixturevalue("database_url") if request.param == "postgres" else None
-    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)
-
-
-@pytest.fixture
-def open_states(backend_settings: Settings) -> Iterator[OpenState]:
-    """Opens another State on the same store (another replica); all closed at the end."""
-    opened: list[State] = []
-
-    def open_one() -> State:
-        opened.append(open_state(backend_settings))
-        return opened[-1]
-
-    yield open_one
-    for state in opened:
-        state.close()
 
 
 def test_one_replica_at_a_time_holds_a_job_until_it_gives_it_up(open_states: OpenState) -> None:

@@ -11,7 +11,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -29,27 +29,6 @@ OLD_GROUP = -4012345678  # a basic group's id …
 SUPERGROUP = -1004012345678  # … and the supergroup it became: past 32 bits
 
 OpenState = Callable[[], State]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    """Settings naming an empty store of one backend: a state file, or a new database."""
-    url = request.getfixturevalue("database_url") if request.param == "postgres" else None
-    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=url)
-
-
-@pytest.fixture
-def open_states(backend_settings: Settings) -> Iterator[OpenState]:
-    """Opens another State on the same store (another replica); all closed at the end."""
-    opened: list[State] = []
-
-    def open_one() -> State:
-        opened.append(open_state(backend_settings))
-        return opened[-1]
-
-    yield open_one
-    for state in opened:
-        state.close()
 
 
 @pytest.fixture
