@@ -213,20 +213,20 @@ def build_index(db: psycopg.Connection[Any], name: str, definition: str) -> tupl
 
 def relation_bytes(db: psycopg.Connection[Any], name: str) -> int:
     """An index's size on disk (a partitioned one's summed over its partitions)."""
-    row = db.execute(
-        "SELECT sum(pg_relation_size(relid)) FROM (SELECT relid FROM pg_partition_tree(%s) "
-        "UNION SELECT %s::regclass) AS tree",
-        (name, name),
-    ).fetchone()
-    return int(row[0]) if row else 0
+    return _tree_bytes(db, name, "pg_relation_size")
 
 
 def table_bytes(db: psycopg.Connection[Any], table: str) -> int:
     """Heap + TOAST of a table (its partitions summed), indexes left out."""
+    return _tree_bytes(db, table, "pg_table_size")
+
+
+def _tree_bytes(db: psycopg.Connection[Any], name: str, size: str) -> int:
+    """`size` (a PostgreSQL size function) summed over a relation and its partitions."""
     row = db.execute(
-        "SELECT sum(pg_table_size(relid)) FROM (SELECT relid FROM pg_partition_tree(%s) "
+        f"SELECT sum({size}(relid)) FROM (SELECT relid FROM pg_partition_tree(%s) "
         "UNION SELECT %s::regclass) AS tree",
-        (table, table),
+        (name, name),
     ).fetchone()
     return int(row[0]) if row else 0
 
