@@ -318,10 +318,10 @@ def _rebuild(settings: Settings, embedder: Embedder) -> RebuildReport:
     from index.corpus import rebuild_store
 
     if settings.database_url is not None:  # built beside in a schema of its own, then swapped
-        from bot.engine import open_index
-        from index.corpus import reindex_in_database
+        from index.corpus import open_database_index, reindex_in_database
 
-        index = open_index(settings, embedder)
+        # whatever model built it: a reindex with another NEWSBOT_MODEL converts the index
+        index = open_database_index(settings.database_url.get_secret_value(), embedder)
         try:
             return reindex_in_database(
                 index, settings.data_dir, embedder, progress=sys.stderr.isatty()

@@ -274,8 +274,9 @@ def reindex_in_database(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> RebuildReport:
     """A reindex of the PostgreSQL index: `articles/` and every article it holds built
-    again in a fresh schema, then swapped in for every process
-    (index.pg_store.rebuild_database)."""
+    again in a fresh schema with `encoder`'s model, then swapped in for every process
+    (index.pg_store.rebuild_database). `store` may hold another model's index when it was
+    opened by open_database_index."""
     from index.pg_store import PgStore, rebuild_database
 
     if not isinstance(store, PgStore):
@@ -293,3 +294,13 @@ def reindex_in_database(
         seconds=time.monotonic() - started,
         errors=(loaded.errors if loaded else []) + report.rejected,
     )
+
+
+def open_database_index(url: str, encoder: PassageEncoder) -> IndexStore:
+    """The PostgreSQL index as a reindex reads it: whatever model built it (only its
+    articles are needed then, and its vectors only if that is `encoder`'s model), as
+    _open_previous opens the SQLite store. It is for the reindex only: its vectors may be
+    another model's than `encoder`'s, whose writes it refuses then."""
+    from index.pg_store import PgStore
+
+    return PgStore(url, encoder.model_id, encoder.dim, any_model=True)

@@ -121,7 +121,11 @@ _PASSAGE_COLUMNS = (
 class PgStore(StoreBase):
     """The index in one PostgreSQL database (or one schema of it: `schema`). After a
     reindex (rebuild_database) it lives in the schema the reindex built, found through
-    `index_active` when the store is opened."""
+    `index_active` when the store is opened.
+
+    An index built by another embedding model than `model_id` is refused
+    (ModelMismatchError), unless `any_model`: then the store takes that model's id and
+    width, for a reindex to read its articles (and it writes nothing with another model)."""
 
     def __init__(
         self,
@@ -131,6 +135,7 @@ class PgStore(StoreBase):
         embed_quotes: bool = True,
         schema: str | None = None,
         max_connections: int = 8,
+        any_model: bool = False,
     ) -> None:
         self.model_id = model_id
         self.dim = dim
@@ -156,7 +161,7 @@ class PgStore(StoreBase):
             )
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise unavailable(self._where, exc) from None
-        self._check_model()
+        self._check_model(any_model)
 
     # --- opening -------------------------------------------------------------------------
 
@@ -166,7 +171,9 @@ class PgStore(StoreBase):
             db.execute(f'SET search_path TO "{self.schema}", public')
         register_vector(db)
 
-    def _check_model(self) -> None:
+    def _check_model(self, any_model: bool = False) -> None:
+        """Record the model of a new index; refuse an index of another model (or take its
+        model, `any_model`)."""
         with self._transaction() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK,))
             stored = self._setting(cursor, "model_id")
@@ -175,14 +182,22 @@ class PgStore(StoreBase):
                 self._set(cursor, "dim", str(self.dim))
                 return
             dim = int(self._setting(cursor, "dim") or 0)
-        if stored != self.model_id or dim != self.dim:
-            self.close()
-            raise ModelMismatchError(
-                f"The index in {self._where} was built with the embedding model {stored!r}, "
-                f"but the configured model is {self.model_id!r}. Vectors of different models "
-                "cannot be mixed: set NEWSBOT_MODEL and NEWSBOT_EMBEDDER back, or point "
-                "NEWSBOT_DATABASE_URL at a new database and ingest the articles again."
-            )
+        if stored == self.model_id and dim == self.dim:
+            return
+        if any_model:
+            self.model_id, self.dim = stored, dim
+            return
+        self.close()
+        same = stored == self.model_id  # the same model's id at another width
+        built = f"{stored!r}" + (f" ({dim} dimensions)" if same else "")
+        configured = f"{self.model_id!r}" + (f" ({self.dim} dimensions)" if same else "")
+        raise ModelMismatchError(
+            f"The index in {self._where} was built with the embedding model {built}, but "
+            f"the configured model is {configured}. Vectors of different models cannot be "
+            "mixed: run `newsbot reindex` to convert the index to the configured model (it "
+            "is built beside the current one, which serves until the new one is swapped in), "
+            "or set NEWSBOT_MODEL and NEWSBOT_EMBEDDER back to the index's model."
+        )
 
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -931,8 +946,14 @@ def rebuild_database(
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[IngestReport, int]:
     """Build the index again beside `current`, in a fresh schema: every article it holds
-    and `articles` (the data dir's files), seeded with its embedding cache so unchanged
-    text is not embedded again; then swap it in, in one transaction, for every process.
+    and `articles` (the data dir's files), with `encoder`'s model, seeded with its
+    embedding cache when that is the model `current` was built with (unchanged text is not
+    embedded again); then swap it in, in one transaction, for every process.
+
+    `encoder` may be another model than `current`'s (opened with `any_model`): the new
+    index is built with it (every passage embedded again, at its width), and after the swap
+    a process still configured with the old model is refused when it reopens the index
+    (ModelMismatchError), while those configured with the new one open it.
 
     Readers go on reading `current` while it builds, and writers writing to it; the
     writes made meanwhile are carried over, and the swap itself holds the writers' lock
@@ -945,6 +966,12 @@ def rebuild_database(
         lock.execute("SELECT pg_advisory_lock(%s)", (REBUILD_LOCK,))
         _drop_retired(lock)
         name = _new_schema_name(lock)
+        if encoder.model_id != current.model_id:
+            log.info(
+                "reindex: converting the index from %s to %s: every passage is embedded again",
+                current.model_id,
+                encoder.model_id,
+            )
         fresh = PgStore(
             current.url, encoder.model_id, encoder.dim, current.embed_quotes, schema=name
         )
@@ -1015,11 +1042,11 @@ def _drop_retired(db: psycopg.Connection[Any]) -> None:
 
 def _copy_cache(fresh: PgStore, current: PgStore) -> int:
     """Seed the new schema's embedding caches from the current one's (same database; the
-    e5 vectors only when the model is the same)."""
+    e5 vectors only when the model is the same: a reindex to another model embeds all)."""
     source = _qualified(current.schema)
     copied = 0
     with fresh._transaction() as cursor:
-        if fresh.model_id == current.model_id:
+        if (fresh.model_id, fresh.dim) == (current.model_id, current.dim):
             cursor.execute(f"INSERT INTO embeddings SELECT * FROM {source}.embeddings")
             copied = max(cursor.rowcount, 0)
         cursor.execute(

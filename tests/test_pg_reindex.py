@@ -4,17 +4,20 @@ every PgStore reads the old index until the swap and the new one after, never a 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import psycopg
 import pytest
 from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.engine import Engine
-from index.corpus import reindex_in_database
+from index.chunking import passage_embedding_text
+from index.corpus import open_database_index, reindex_in_database
 from index.pg_store import PgStore
-from index.store import StoreRetired
+from index.store import ModelMismatchError, StoreRetired
 from tests.test_store import _other_articles
 
 QUESTION = "who denied signing an accord?"
@@ -154,3 +157,116 @@ def test_a_worker_moves_to_the_new_index_after_a_reindex(
     assert pending_passages(new) == 0
     for store in (old, new):
         store.close()
+
+
+@pytest.fixture(scope="module")
+def fp32(cache_dir: Path):  # type: ignore[no-untyped-def]
+    """A second real model: the bundled e5 on the fp32 ONNX backend (NEWSBOT_EMBEDDER=onnx-fp32),
+    whose model id and vectors differ from the default int8 one's (`embedder`)."""
+    from index.embedding import get_embedder
+
+    return get_embedder("bundled", cache_dir, backend="onnx-fp32")
+
+
+def _stored_vectors(store: PgStore, article_id: str) -> tuple[list[str], np.ndarray]:
+    passages, vectors = store.article_passages(article_id)
+    return [passage_embedding_text(p.heading, p.text) for p in passages], vectors
+
+
+def test_a_reindex_with_another_model_converts_the_index_for_every_process(
+    settings: Settings, database_url: str, data_dir: Path, embedder, fp32
+) -> None:  # type: ignore[no-untyped-def]
+    """NEWSBOT_EMBEDDER changed (int8 → fp32): the reindex builds the new schema with the
+    new model (every passage embedded again), while the processes on the old model go on
+    answering from the old one; after the swap, the new model's processes open the new
+    index and an old one is refused on its next question, with the message that says why."""
+    int8_settings = settings.model_copy(update={"database_url": SecretStr(database_url)})
+    old = Engine(int8_settings, embedder)  # a replica still configured with the old model
+    old.ingest([data_dir / "articles"])
+    old.add_articles(_other_articles(2))
+    with pytest.raises(ModelMismatchError, match="newsbot reindex"):
+        PgStore(database_url, fp32.model_id, fp32.dim)  # not converted yet: refused
+    current = open_database_index(database_url, fp32)
+    assert current.model_id == embedder.model_id  # read as the old model's index
+    late = _other_articles(4)[3]
+    during: list[tuple[bool, int]] = []
+
+    def mid_build(done: int, total: int) -> None:
+        if during:
+            return
+        (answer,) = old.ask([QUESTION])  # the old model's replica answers from the old index
+        reading = open_database_index(database_url, fp32)  # the old index opens for reading
+        during.append((answer.answered, len(reading.all_articles())))
+        reading.close()
+        with pytest.raises(ModelMismatchError):  # the new model opens nothing before the swap
+            PgStore(database_url, fp32.model_id, fp32.dim)
+        old.add_articles([late])  # a write meanwhile, embedded by the old model
+
+    report = reindex_in_database(current, data_dir, fp32, on_progress=mid_build)
+    current.close()
+    assert during == [(True, 3)]
+    assert report.reused == 0 and report.embedded > 0  # no vector of the old model reused
+
+    new = Engine(int8_settings, fp32)
+    store = new.store
+    assert isinstance(store, PgStore) and store.schema == "newsbot_index_1"
+    assert store.stats().model == fp32.model_id and store.model_id == fp32.model_id
+    assert late.id in store.article_ids() and len(store.article_ids()) == 4
+    (answer,) = new.ask([QUESTION])
+    assert answer.answered and "Aucun accord" in answer.citations[0].quote
+    for article_id in store.article_ids():  # every vector is the new model's, none the old's
+        texts, vectors = _stored_vectors(store, article_id)
+        np.testing.assert_allclose(vectors, fp32.embed_passages(texts), atol=2e-3)
+        assert np.abs(vectors - embedder.embed_passages(texts)).max() > 5e-3
+
+    for _ in range(2):  # the old model's replica: refused, each time, with the reason
+        with pytest.raises(ModelMismatchError, match="newsbot reindex") as refused:
+            old.ask([QUESTION])
+        assert embedder.model_id in str(refused.value) and fp32.model_id in str(refused.value)
+    with pytest.raises(ModelMismatchError):  # nor does it write the old model's vectors
+        old.add_articles(_other_articles(5)[4:])
+    with pytest.raises(ModelMismatchError):  # nor convert the index back (an admin /reindex)
+        old.reindex()
+    assert len(store.article_ids()) == 4
+    new.close()
+    old.close()
+
+
+def test_newsbot_reindex_converts_the_database_index_to_a_new_embedder(
+    data_dir: Path,
+    cache_dir: Path,
+    database_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On PostgreSQL as on SQLite: a changed NEWSBOT_EMBEDDER is refused by every command
+    but `newsbot reindex`, which converts the index; then the old setting is refused."""
+    from bot.cli import main
+
+    for name, value in (
+        ("NEWSBOT_DATA_DIR", str(data_dir)),
+        ("NEWSBOT_CACHE_DIR", str(cache_dir)),
+        ("NEWSBOT_DATABASE_URL", database_url),
+        ("NEWSBOT_EMBEDDER", "onnx-int8"),
+    ):
+        monkeypatch.setenv(name, value)
+    assert main(["ingest", str(data_dir / "articles")]) == 0
+    monkeypatch.setenv("NEWSBOT_EMBEDDER", "onnx-fp32")
+    capsys.readouterr()
+    for command in (["ask", QUESTION], ["ingest", str(data_dir / "articles")]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert "onnx-int8" in err and "run `newsbot reindex` to convert the index" in err
+    assert main(["reindex"]) == 0
+    out = capsys.readouterr().out  # every passage embedded again, no old vector reused
+    assert "reindexed 1 articles" in out and "0 cached vectors" in out and "(0 embedded" not in out
+    assert main(["stats", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert stats["model"].endswith(":onnx-fp32") and stats["articles"] == 1
+    assert main(["ask", "--json", QUESTION]) == 0
+    answer = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert answer["answered"] and "Aucun accord" in answer["citations"][0]["quote"]
+    monkeypatch.setenv("NEWSBOT_EMBEDDER", "onnx-int8")  # a process left on the old setting
+    assert main(["ask", QUESTION]) == 2
+    err = capsys.readouterr().err
+    assert "onnx-fp32" in err and "NEWSBOT_EMBEDDER back" in err
