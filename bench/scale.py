@@ -330,7 +330,7 @@ def qa_at_scale(size: int, directory: Path) -> str:
     from bench.qa import articles_by_file, load_questions, score_answers
     from bench.quality import bench_cache
     from bot.engine import answer_questions
-    from index import store as store_module
+    from index import faiss_index
     from index.corpus import open_store
     from index.usem import get_use_encoder
 
@@ -357,7 +357,7 @@ def qa_at_scale(size: int, directory: Path) -> str:
     store.copy_embeddings_from(alone)  # nothing embedded twice
     alone.close()
     passages = store.stats().passages
-    shipped_params, shipped_budget = store_module.search_params, store._term_counts.budget
+    shipped_params, shipped_budget = faiss_index.search_params, store._term_counts.budget
 
     def every_list(
         index: faiss.Index, selector: faiss.IDSelector | None, exact: bool
@@ -372,11 +372,11 @@ def qa_at_scale(size: int, directory: Path) -> str:
             (True, shipped_budget),
             (False, shipped_budget // 4),
         ):
-            store_module.search_params = every_list if exact else shipped_params
+            faiss_index.search_params = every_list if exact else shipped_params
             store._term_counts = type(store._term_counts)(budget=budget)
             cells.append(answered(store))
     finally:
-        store_module.search_params = shipped_params
+        faiss_index.search_params = shipped_params
         store._term_counts = type(store._term_counts)(budget=shipped_budget)
         store.remove_articles([a.id for a in articles])
         store.close()

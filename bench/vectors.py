@@ -21,8 +21,10 @@ from pathlib import Path
 import numpy as np
 
 from bot.config import Settings
+from index.chunking import quote_spans
 from index.embedding import embedder_for, model_slug
-from index.store import DB_NAME, Store, blob_vectors, quote_spans, text_hash
+from index.store import DB_NAME, Store
+from index.store_base import blob_vectors, text_hash
 
 SET = "orangesum-test_title-fr_to_article-fr"
 SETS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "retrieval" / "dev"

@@ -26,7 +26,7 @@ from bot.render import render_citation
 from bot.state import State, Subscription
 from index.backend import IndexStore as Store
 from index.search import QueryEncoder
-from index.store import StoredPassage
+from index.store_base import StoredPassage
 
 log = logging.getLogger(__name__)
 

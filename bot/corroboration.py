@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from index.backend import IndexStore
-from index.store import StoredPassage, close_in_time
+from index.store_base import StoredPassage, close_in_time
 
 # Lead passages at least this similar (e5 cosine) report the same news. newstest2014
 # (dev): a French article and its English translation 0.88-0.94, median 0.91 (74% at or

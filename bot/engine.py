@@ -32,7 +32,8 @@ from index.corpus import (
 from index.dates import Period, question_period
 from index.embedding import Embedder, embedder_for
 from index.search import Fusion, Retrieval, Retriever, SearchFilters
-from index.store import IngestReport, Store, StoreRetired, StoreStats
+from index.store import Store
+from index.store_base import IngestReport, StoreRetired, StoreStats
 
 log = logging.getLogger(__name__)
 

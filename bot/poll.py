@@ -18,7 +18,7 @@ from bot.state import State
 from index.articles import Article
 from index.feeds import FeedPoll, FeedSource, FeedState, collect_feed, extract_article
 from index.fetch import FetchError, fetch
-from index.store import IngestReport, StoreError
+from index.store_base import IngestReport, StoreError
 
 log = logging.getLogger(__name__)
 

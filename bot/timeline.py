@@ -23,7 +23,7 @@ from index.backend import IndexStore
 from index.dates import MONTHS, question_period
 from index.embedding import Embedder
 from index.search import Retrieval, SearchFilters
-from index.store import PassageEncoder
+from index.store_base import PassageEncoder
 
 # Passages retrieved for a topic: a story told over days has many articles.
 TIMELINE_PASSAGES = 60

@@ -14,7 +14,13 @@ from typing import Protocol
 import numpy as np
 
 from index.articles import Article
-from index.store import IngestReport, PassageEncoder, SecondaryEncoder, StoredPassage, StoreStats
+from index.store_base import (
+    IngestReport,
+    PassageEncoder,
+    SecondaryEncoder,
+    StoredPassage,
+    StoreStats,
+)
 
 
 class IndexStore(Protocol):

@@ -15,7 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from index.store import DatabaseUnavailable, StoreError
+from index.store_base import DatabaseUnavailable, StoreError
 
 COMPONENT = "index"
 # The lock every newsbot process takes while migrating any of its schemas in a database

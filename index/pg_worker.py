@@ -15,7 +15,13 @@ from collections.abc import Callable
 
 from index.chunking import passage_embedding_text, quote_spans
 from index.pg_store import PgStore, _half, _joined_vectors
-from index.store import PassageEncoder, StoreError, sentence_digests, text_hash, vector_blob
+from index.store_base import (
+    PassageEncoder,
+    StoreError,
+    sentence_digests,
+    text_hash,
+    vector_blob,
+)
 
 log = logging.getLogger(__name__)
 

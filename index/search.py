@@ -11,7 +11,7 @@ import numpy as np
 
 from index.backend import IndexStore
 from index.lexical import question_language
-from index.store import StoredPassage
+from index.store_base import StoredPassage
 
 # Candidates drawn from each signal before fusion; also the sample each dense signal's
 # scores are standardised over.

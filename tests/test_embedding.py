@@ -31,7 +31,8 @@ from index.embedding import (
     get_embedder,
 )
 from index.onnx_export import is_exported, onnx_dir, onnx_file
-from index.store import ModelMismatchError, Store
+from index.store import Store
+from index.store_base import ModelMismatchError
 from tests.conftest import REPO, SHARED
 
 QUESTION = "who denied signing an accord?"

@@ -21,13 +21,14 @@ from bot.state import open_state
 from bot.state import postgres as state_postgres
 from index import pg_schema
 from index import pg_store as pg_store_module
-from index import store as store_module
+from index import store_base as store_module
 from index.articles import Article, load_articles
 from index.backend import IndexStore
 from index.pg_lexical import lexemes
 from index.pg_store import PgStore
 from index.search import Fusion, Retriever, SearchFilters
-from index.store import ModelMismatchError, Store
+from index.store import Store
+from index.store_base import ModelMismatchError
 from tests.conftest import SEED
 from tests.test_search import FRENCH, MAYORS, _articles
 from tests.test_store import CountingEncoder, _other_articles

@@ -13,7 +13,7 @@ import pytest
 from bot.engine import Engine
 from index.articles import Article
 from index.corpus import open_store, rebuild_store, store_dir
-from index.store import StoreRetired
+from index.store_base import StoreRetired
 
 
 def _article(i: int, topic: str = "storm") -> Article:

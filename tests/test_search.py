@@ -14,9 +14,11 @@ from bot.engine import build_retriever
 from index.articles import Article
 from index.chunking import quote_spans
 from index.faiss_cache import stored_vectors
+from index.faiss_index import text_key
 from index.lexical import match_expression, question_language
 from index.search import Fusion, Retriever, SearchFilters, is_headline
-from index.store import DB_NAME, SCHEMA_VERSION, Store, text_key
+from index.sqlite_schema import SCHEMA_VERSION
+from index.store import DB_NAME, Store
 from index.usem import UseEncoder
 
 MAYORS = [

@@ -22,7 +22,7 @@ from bot.state import SqliteState, State, open_state
 from bot.state.postgres import MIGRATIONS as postgres_migrations
 from bot.state.postgres import DatabaseUnavailable
 from bot.state.sqlite import MIGRATIONS as sqlite_migrations
-from index.store import StoreError
+from index.store_base import StoreError
 from tests.replica import claim_in_step
 
 OLD_GROUP = -4012345678  # a basic group's id …

@@ -13,7 +13,9 @@ import pytest
 from index import faiss_cache
 from index import store as store_module
 from index.articles import Article, load_articles
-from index.store import FAISS_NAME, ModelMismatchError, Store
+from index.faiss_cache import SNAPSHOT_NAME as FAISS_NAME
+from index.store import Store
+from index.store_base import ModelMismatchError
 from tests.conftest import SEED
 
 
@@ -328,7 +330,7 @@ def test_quotable_sentences_are_recorded_at_ingest_and_dropped_with_another_chun
     tmp_path: Path, embedder
 ) -> None:  # type: ignore[no-untyped-def]
     from index.chunking import quote_spans
-    from index.store import text_hash
+    from index.store_base import text_hash
 
     store = Store(tmp_path, embedder.model_id, embedder.dim)
     store.add_articles(_seed(), embedder)
@@ -361,7 +363,8 @@ def test_sentence_vectors_are_one_row_a_passage_kept_in_step_and_filled_for_olde
 ) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
 
-    from index.store import DB_NAME, blob_vectors
+    from index.store import DB_NAME
+    from index.store_base import blob_vectors
 
     store = Store(tmp_path, embedder.model_id, embedder.dim)
     store.add_articles(_seed() + _other_articles(2), embedder)

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from index.articles import load_articles
-from index.store import DB_NAME, Store, blob_vectors
+from index.store import DB_NAME, Store
+from index.store_base import blob_vectors
 from tests.conftest import SEED
 
 HALF_ULP = 2.0**-11  # float16 rounding of a value under 1 moves it by at most this

@@ -33,7 +33,7 @@ def open_state(settings: Settings) -> State:
     try:
         from bot.state.postgres import PostgresState
     except ImportError as exc:  # psycopg comes with the extra, not by default
-        from index.store import StoreError
+        from index.store_base import StoreError
 
         raise StoreError(
             f"NEWSBOT_DATABASE_URL is set but PostgreSQL support is not installed ({exc}): "

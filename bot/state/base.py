@@ -464,7 +464,7 @@ def pending_migrations(
 ) -> Iterator[tuple[int, str]]:
     """The migrations after version `current`, numbered from 1; an error for a schema newer
     than this code knows (a newer newsbot wrote it: running an older one would corrupt it)."""
-    from index.store import StoreError
+    from index.store_base import StoreError
 
     if current > len(migrations):
         raise StoreError(

@@ -22,7 +22,9 @@ from index.pg_schema import (
     open_pool,
     unavailable,
 )
-from index.store import DatabaseUnavailable as DatabaseUnavailable  # what opening the state raises
+from index.store_base import (
+    DatabaseUnavailable as DatabaseUnavailable,  # what opening the state raises
+)
 
 COMPONENT = "state"
 APP = "newsbot"

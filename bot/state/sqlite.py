@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bot.state.base import Row, State, pending_migrations
-from index.store import disk_errors, immediate_transaction
+from index.sqlite_schema import disk_errors, immediate_transaction
 
 # Migration N takes the schema from version N-1 to N (PRAGMA user_version). Version 1 is
 # the schema files had before versions were counted: IF NOT EXISTS makes it a no-op there.
