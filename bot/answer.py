@@ -56,6 +56,10 @@ TYPE_CHECKED = 3
 # 195 -> 213 characters).
 NEIGHBOUR_MARGIN = 1.0
 MAX_QUOTE_SENTENCES = 2
+# When the quote model cannot tell the best sentence of the best story from another of that
+# story's sentences (its score at most this much lower, log-odds), that one is quoted too,
+# as the next citation: the reader sees both rather than a coin toss between them.
+SECOND_QUOTE_MARGIN = 1.0
 _YEAR = re.compile(r"\b(1[5-9]\d\d|20\d\d)\b")
 
 
@@ -238,6 +242,22 @@ def with_neighbour(
     return chosen
 
 
+def runner_up(
+    chosen: QuoteCandidate, scored: Sequence[QuoteCandidate], margin: float
+) -> QuoteCandidate | None:
+    """The best-scored other sentence of the chosen quote's article that the quote model
+    scores within `margin` of it and that the quote does not already hold (nor touch: an
+    adjacent sentence would have been joined to it), if any. Only the same article: another
+    article of the story is often a copy or a translation of the same sentence."""
+    article = chosen.hit.passage.article.id
+    for c in scored:  # best first
+        if c.score < chosen.score - margin:
+            return None
+        if c.hit.passage.article.id == article and (c.end < chosen.start or c.start > chosen.end):
+            return c
+    return None
+
+
 def best_evidence(candidates: Sequence[QuoteCandidate]) -> float:
     """What the floor is compared with: the question is answered iff this clears it."""
     return max((c.evidence for c in candidates), default=-1.0)
@@ -292,6 +312,9 @@ def compose_answer(
         for story, c in best_per_story.items()
         if relevance[story] >= top - CITATION_MARGIN
     ]
+    second = runner_up(chosen[0], scored, SECOND_QUOTE_MARGIN)
+    if second is not None:
+        chosen.insert(1, with_neighbour(second, scored, kind))
     citations = [
         Citation(
             n=i,

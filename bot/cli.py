@@ -421,9 +421,14 @@ def format_answer(answer: Answer) -> str:
         return "\n".join(lines) + "\n"
     if answer.phrased:
         lines.append(f"A: {answer.answer}")
+    first_of_article: dict[str, int] = {}
     for c in answer.citations:
         origin = ", ".join(x for x in (c.source, c.date) if x) or "unknown source"
         lines.append(f"[{c.n}] « {c.quote} »")
+        first = first_of_article.setdefault(c.article_id, c.n)
+        if first != c.n:
+            lines.append(f"    — the same article as [{first}]")
+            continue
         lines.append(f"    — {origin}: {c.title}" + (f" <{c.url}>" if c.url else ""))
         if c.story is not None:
             lines.append(f"    {plain_text(render_story(c.story, 'en'))}")

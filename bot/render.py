@@ -54,7 +54,12 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
     if answer.answer.strip() and answer.answer.strip() != first_quote:
         blocks.append(_fit(lambda cut: f"<b>{_escape(cut)}</b>", answer.answer.strip(), limit))
     first_of_story: dict[frozenset[str], int] = {}  # a story told by several citations
+    first_of_article: dict[str, int] = {}  # an article quoted twice (bot/answer.runner_up)
     for c in answer.citations:
+        article = first_of_article.setdefault(c.article_id, c.n)
+        if article != c.n:
+            blocks.append(render_more_of(c, article, limit, lang))
+            continue
         story = frozenset(c.story.article_ids) if c.story is not None else frozenset()
         same = first_of_story.setdefault(story, c.n) if story else c.n
         blocks.append(render_citation(c, limit, lang, same_story_as=same if same != c.n else None))
@@ -86,6 +91,17 @@ def render_citation(
         story = f"\n<i>{render_story(citation.story, lang)}</i>"
     return _fit(
         lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>{story}",
+        citation.quote.strip(),
+        limit,
+    )
+
+
+def render_more_of(citation: Citation, first: int, limit: int, lang: str) -> str:
+    """A further quote of the article citation `first` already named: its number, "same
+    article as N" and the quote (title, source, date and story are said once, above)."""
+    head = f"<b>{citation.n}.</b> <i>{say(lang, 'same_article', n=first)}</i>"
+    return _fit(
+        lambda cut: f"{head}\n<blockquote>{_escape(cut)}</blockquote>",
         citation.quote.strip(),
         limit,
     )

@@ -6,14 +6,25 @@ import dataclasses
 
 import pytest
 
-from bot.answer import BACKGROUND_WEIGHT, best_evidence, compose_answer, score_quotes
+from bot.answer import (
+    BACKGROUND_WEIGHT,
+    SECOND_QUOTE_MARGIN,
+    QuoteCandidate,
+    best_evidence,
+    compose_answer,
+    runner_up,
+    score_quotes,
+)
 from index.articles import Article
 from index.search import (
     BACKGROUND_FROM,
     BACKGROUND_PRIOR,
     BACKGROUND_PRIOR_WEIGHT,
     POOL,
+    Hit,
+    Retrieval,
     Retriever,
+    StoredPassage,
     background,
 )
 from index.store import Store
@@ -138,3 +149,53 @@ def test_a_near_miss_gets_no_source(venice: Store, embedder) -> None:  # type: i
     ).answered
     assert not _ask(venice, embedder, "How many people were hurt in Venice in 2012?").answered
     assert _ask(venice, embedder, "How many people were hurt in Venice in 2019?").answered
+
+
+def _candidates(text: str, scores: list[float]) -> tuple[Retrieval, list[QuoteCandidate]]:
+    """One article's sentences as scored quote candidates (the quote model's log-odds given)."""
+    import numpy as np
+
+    from index.chunking import sentence_spans
+
+    article = Article(title="Port", text=text, source="Test", date="2024-05-01", lang="en")
+    passage = StoredPassage(1, article, 0, "", text, 0, len(text), story_id="s1")
+    hit = Hit(passage, 0.9)
+    spans = sentence_spans(text, 0, len(text))
+    assert len(spans) == len(scores)
+    scored = [
+        QuoteCandidate(hit, span.start, span.end, 0.5, score, frozenset())
+        for span, score in zip(spans, scores, strict=True)
+    ]
+    return Retrieval("What happened at the port?", np.zeros(4, np.float32), [hit]), scored
+
+
+PORT = (
+    "A cargo ship ran aground at the port on Monday.\n\n"
+    "The harbour master closed two quays for the day.\n\n"
+    "Three tugs freed the ship at high tide."
+)
+
+
+def test_a_close_runner_up_of_the_same_article_is_quoted_next() -> None:
+    retrieval, scored = _candidates(PORT, [0.2, 2.0, 1.7])
+    answer = compose_answer(retrieval, None, None, floor=0.0, scored=scored)  # type: ignore[arg-type]
+    assert [c.quote for c in answer.citations] == [
+        "The harbour master closed two quays for the day.",
+        "Three tugs freed the ship at high tide.",
+    ]
+    assert {c.article_id for c in answer.citations} == {answer.citations[0].article_id}
+    # A clear best sentence is quoted alone.
+    retrieval, scored = _candidates(PORT, [0.2, 2.0, 2.0 - SECOND_QUOTE_MARGIN - 0.1])
+    answer = compose_answer(retrieval, None, None, floor=0.0, scored=scored)  # type: ignore[arg-type]
+    assert [c.quote for c in answer.citations] == [
+        "The harbour master closed two quays for the day."
+    ]
+
+
+def test_the_runner_up_is_neither_the_quote_nor_a_sentence_it_already_holds() -> None:
+    _, scored = _candidates(PORT, [1.9, 2.0, 0.0])
+    best = max(scored, key=lambda c: c.score)
+    runner = runner_up(best, sorted(scored, key=lambda c: -c.score), SECOND_QUOTE_MARGIN)
+    assert runner is not None and runner.quote == "A cargo ship ran aground at the port on Monday."
+    joined = dataclasses.replace(best, start=scored[0].start)  # the quote holds both
+    assert runner_up(joined, sorted(scored, key=lambda c: -c.score), SECOND_QUOTE_MARGIN) is None

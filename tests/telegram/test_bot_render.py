@@ -108,3 +108,21 @@ def test_plain_text_keeps_link_targets_and_drops_markup() -> None:
     assert plain_text(message) == (
         "1. Title 1 (https://example.org/1) — ATS, 2023-09\n5 < 6 & 7 > 3"
     )
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"), [("en", "Same article as 1"), ("fr", "Même article qu'en 1")]
+)
+def test_a_second_quote_of_one_article_names_the_article_once(lang: str, said: str) -> None:
+    first = citation(1, "The harbour master closed two quays.", title="Port & ships")
+    second = Citation(
+        n=2, article_id=first.article_id, quote="Three tugs freed the ship <at> high tide.",
+        score=0.8, title=first.title, source=first.source, date=first.date, url=first.url,
+    )  # fmt: skip
+    (message,) = render_answer(answer_of(first, second), lang)
+    text, entities = parse_html(message, strict_ampersand=True)
+    assert text == (
+        "1. Port & ships — ATS, 2023-09\nThe harbour master closed two quays.\n\n"
+        f"2. {said}\nThree tugs freed the ship <at> high tide."
+    )
+    assert [e["type"] for e in entities].count("text_link") == 1
