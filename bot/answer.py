@@ -33,7 +33,7 @@ from index.articles import Article, guess_language
 from index.chunking import quote_spans, sentence_spans
 from index.dates import Period, question_period
 from index.search import Hit, Retrieval
-from index.store import PassageEncoder
+from index.store_base import PassageEncoder
 
 NO_SOURCE = "The indexed news has nothing on this."
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from bot.state import State
     from index.corpus import RebuildReport
     from index.embedding import Embedder
-    from index.store import IngestReport
+    from index.store_base import IngestReport
 
 log = logging.getLogger("newsbot")
 
@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"newsbot: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:
-        from index.store import StoreError
+        from index.store_base import StoreError
 
         if not isinstance(exc, StoreError):
             raise
@@ -192,7 +192,7 @@ class _UserError(Exception):
 def _engine(settings: Settings) -> Engine:
     from bot.engine import Engine
     from index.embedding import EmbeddingModelError
-    from index.store import DatabaseUnavailable, StoreError
+    from index.store_base import DatabaseUnavailable, StoreError
 
     try:
         return Engine(settings)

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from index.articles import Article, load_articles
 from index.backend import IndexStore
-from index.store import DB_NAME, IngestReport, PassageEncoder, Store
+from index.store import DB_NAME, Store
+from index.store_base import IngestReport, PassageEncoder
 
 log = logging.getLogger(__name__)
 

@@ -87,7 +87,7 @@ def lists_for(count: int) -> int:
 
 def _trained_ivf(vectors: np.ndarray, dim: int, compact: bool) -> faiss.Index:
     """An IVF index trained on a sample of `vectors`. Its codes are half floats: the e5
-    vectors are stored as float16 in SQLite (store.stored_precision), so these codes are
+    vectors are stored as float16 in SQLite (store_base.stored_precision), so these codes are
     the very same numbers in half the memory of float32 (1M passages: 1.5 GB -> 0.77 GB);
     `compact`: 8-bit codes."""
     nlist = lists_for(len(vectors))

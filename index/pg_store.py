@@ -50,7 +50,7 @@ from index.pg_schema import (
     open_pool,
     unavailable,
 )
-from index.store import (
+from index.store_base import (
     BATCH_ARTICLES,
     SENTENCE_SPLIT,
     STORY_SIMILARITY,

@@ -66,13 +66,6 @@ from index.store_base import (
     vector_blob,
 )
 
-# Moved to index.store_base with the rest of what both backends share; importable from
-# here too until index/pg_store.py, index/corpus.py, bot/cli.py, bot/answer.py and
-# tests/test_pg_reindex.py (changed by others while this module was split) import them
-# from there.
-from index.store_base import DatabaseUnavailable as DatabaseUnavailable
-from index.store_base import StoreError as StoreError
-
 log = logging.getLogger(__name__)
 
 DB_NAME = "newsbot.sqlite3"

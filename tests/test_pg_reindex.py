@@ -17,7 +17,7 @@ from bot.engine import Engine
 from index.chunking import passage_embedding_text
 from index.corpus import open_database_index, reindex_in_database
 from index.pg_store import PgStore
-from index.store import ModelMismatchError, StoreRetired
+from index.store_base import ModelMismatchError, StoreRetired
 from tests.test_store import _other_articles
 
 QUESTION = "who denied signing an accord?"
