@@ -450,7 +450,9 @@ class PgStore(StoreBase):
                 row = cursor.fetchone()
                 story = row[0] if row else None
             if story is None and lead is not None:
-                story = self._near_duplicate_story(cursor, article, lead, batch_leads)
+                story = self._near_duplicate_story(
+                    cursor, article.id, article.date, lead, batch_leads
+                )
             assigned[article.id] = story or article.id
             if lead is not None:
                 batch_leads.append((lead, assigned[article.id], article.date))
@@ -459,14 +461,19 @@ class PgStore(StoreBase):
     def _near_duplicate_story(
         self,
         cursor: psycopg.Cursor[Any],
-        article: Article,
+        article_id: str,
+        article_date: str | None,
         lead: np.ndarray,
-        batch_leads: list[tuple[np.ndarray, str, str | None]],
+        batch_leads: Sequence[tuple[np.ndarray, str, str | None]] = (),
+        nearest: int = 3,
     ) -> str | None:
+        """The story of another article whose lead passage is within STORY_SIMILARITY of
+        `lead` and published within a few days (this batch's leads first; then the
+        `nearest` passages), if any: not the article's own story."""
         for vector, story, date in batch_leads:
-            if float(vector @ lead) >= STORY_SIMILARITY and close_in_time(date, article.date):
+            if float(vector @ lead) >= STORY_SIMILARITY and close_in_time(date, article_date):
                 return story
-        for pid, score in self._dense(cursor, lead, 3, None, exact=False):
+        for pid, score in self._dense(cursor, lead, nearest, None, exact=False):
             if score < STORY_SIMILARITY:
                 continue
             cursor.execute(
@@ -475,8 +482,9 @@ class PgStore(StoreBase):
                 (pid,),
             )
             row = cursor.fetchone()
-            if row and row[0] != article.id and close_in_time(row[2], article.date):
-                return str(row[1] or row[0])
+            story = str(row[1] or row[0]) if row else article_id
+            if story != article_id and close_in_time(row[2] if row else None, article_date):
+                return story
         return None
 
     def _stored_embeddings(self, hashes: Sequence[str]) -> dict[str, bytes]:

@@ -4,7 +4,10 @@ ingest left without a vector (`PgStore.add_articles(defer=True)`) and write them
 Each worker takes a batch of waiting passages with `SELECT … FOR UPDATE SKIP LOCKED`:
 workers never take the same passage, a worker that dies releases its batch (its
 transaction rolls back) for the next one, and ingest throughput grows with the machines
-running workers. A batch is embedded and written in the transaction that locked it.
+running workers. A batch is embedded and written in the transaction that locked it. An
+ingest without vectors could join an article to a story by an identical body only; once a
+lead passage has its vector, the worker looks for a near-duplicate lead as an ingest with
+vectors does, and moves the article (and any article that had joined it) to that story.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import Any
+
+import psycopg
 
 from index.chunking import passage_embedding_text, quote_spans
 from index.pg_store import PgStore, _half, _joined_vectors
@@ -37,15 +43,16 @@ def embed_pending(store: PgStore, encoder: PassageEncoder, batch: int = BATCH_PA
     with store._transaction() as cursor:
         cursor.execute(
             'SELECT p.id, p.heading, p.text, p.text_hash, p.sentences, p.start, p."end", '
-            "a.text FROM passages p JOIN articles a ON a.id = p.article_id "
-            "WHERE p.embedding IS NULL ORDER BY p.id LIMIT %s FOR UPDATE OF p SKIP LOCKED",
+            "a.text, p.ordinal, a.id, a.date, a.story_id FROM passages p JOIN articles a "
+            "ON a.id = p.article_id WHERE p.embedding IS NULL ORDER BY p.id LIMIT %s "
+            "FOR UPDATE OF p SKIP LOCKED",
             (batch,),
         )
         rows = cursor.fetchall()
         if not rows:
             return 0
         texts: list[str] = []
-        for _, heading, text, digest, listed, start, end, article_text in rows:
+        for _, heading, text, digest, listed, start, end, article_text, *_ in rows:
             passage_text = passage_embedding_text(heading, text)
             if text_hash(passage_text) != digest:
                 raise StoreError(f"passage text hash {digest} does not match its text")
@@ -71,8 +78,26 @@ def embed_pending(store: PgStore, encoder: PassageEncoder, batch: int = BATCH_PA
             "INSERT INTO embeddings (text_hash, vector) VALUES (%s, %s) ON CONFLICT DO NOTHING",
             [(h, vector_blob(v)) for h, v in vectors.items()],
         )
+        for row in rows:
+            ordinal, article_id, date, story = row[8], row[9], row[10], row[11]
+            if ordinal == 0 and (story is None or story == article_id):
+                join_story(store, cursor, article_id, date, vectors[row[3]])
         store._record_write(cursor, time.time(), 0, 0)
     return len(rows)
+
+
+def join_story(
+    store: PgStore, cursor: psycopg.Cursor[Any], article_id: str, date: str | None, lead: Any
+) -> None:
+    """Move an article that is its own story, with the articles that joined it, to the story
+    of a near-duplicate lead passage (PgStore._near_duplicate_story), if there is one."""
+    # its copies joined to it at ingest (same body) are among the nearest: look further
+    story = store._near_duplicate_story(cursor, article_id, date, lead, nearest=10)
+    if story is not None and story != article_id:
+        cursor.execute(
+            "UPDATE articles SET story_id = %s WHERE id = %s OR story_id = %s",
+            (story, article_id, article_id),
+        )
 
 
 def pending_passages(store: PgStore) -> int:

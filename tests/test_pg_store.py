@@ -513,3 +513,42 @@ def test_the_word_counts_follow_adds_changes_and_removals(database_url: str, emb
     assert kept == recounted
     assert "storm1" not in kept and kept["storm"] == 3 and kept["kerguelen"] == 1
     store.close()
+
+
+def test_a_worker_joins_a_deferred_copy_to_its_story_as_an_ingest_with_vectors_does(
+    database_url: str, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    from index.pg_worker import run_worker
+
+    text = (
+        "The European Central Bank raised its main interest rate by a quarter point on "
+        "Thursday, its tenth consecutive increase, citing inflation that remains too high."
+    )
+    original = Article(title="ECB raises rates", text=text, source="Wire", date="2023-09-14")
+    reworded = Article(
+        title="ECB lifts rates",
+        text="On Thursday the European Central Bank raised its main interest rate by a quarter "
+        "point, its tenth consecutive increase, saying inflation remains too high.",
+        source="Other",
+        date="2023-09-15",
+    )
+    echo = Article(  # the same body as `reworded`: joined to it at ingest, by its body
+        title="ECB lifts rates (update)", text=reworded.text, source="Echo", date="2023-09-15"
+    )
+    unrelated = _other_articles(1)[0]
+    store = PgStore(database_url, embedder.model_id, embedder.dim)
+    store.add_articles([original], embedder)
+    store.add_articles([reworded, unrelated], embedder, defer=True)
+    store.add_articles([echo], embedder, defer=True)
+
+    def stories() -> dict[str, str]:
+        with store._cursor() as cursor:
+            cursor.execute("SELECT id, COALESCE(story_id, id) FROM articles")
+            return {str(a): str(s) for a, s in cursor.fetchall()}
+
+    assert stories()[reworded.id] == stories()[echo.id] == reworded.id  # no vector yet
+    assert run_worker(store, embedder, once=True) > 0
+    after = stories()
+    assert after[reworded.id] == after[echo.id] == after[original.id] == original.id
+    assert after[unrelated.id] == unrelated.id
+    store.close()
