@@ -12,7 +12,7 @@ from bot.answer import (
     QuoteCandidate,
     best_evidence,
     compose_answer,
-    runner_up,
+    runners_up,
     score_quotes,
 )
 from index.articles import Article
@@ -195,7 +195,35 @@ def test_a_close_runner_up_of_the_same_article_is_quoted_next() -> None:
 def test_the_runner_up_is_neither_the_quote_nor_a_sentence_it_already_holds() -> None:
     _, scored = _candidates(PORT, [1.9, 2.0, 0.0])
     best = max(scored, key=lambda c: c.score)
-    runner = runner_up(best, sorted(scored, key=lambda c: -c.score), SECOND_QUOTE_MARGIN)
-    assert runner is not None and runner.quote == "A cargo ship ran aground at the port on Monday."
+    ranked = sorted(scored, key=lambda c: -c.score)
+    runners = runners_up(best, ranked, SECOND_QUOTE_MARGIN, 2)
+    assert [c.quote for c in runners] == ["A cargo ship ran aground at the port on Monday."]
     joined = dataclasses.replace(best, start=scored[0].start)  # the quote holds both
-    assert runner_up(joined, sorted(scored, key=lambda c: -c.score), SECOND_QUOTE_MARGIN) is None
+    assert runners_up(joined, ranked, SECOND_QUOTE_MARGIN, 2) == []
+
+
+def test_two_close_runners_up_are_quoted_best_first_and_no_more() -> None:
+    text = PORT + "\n\nNobody was hurt."
+    retrieval, scored = _candidates(text, [2.0 - SECOND_QUOTE_MARGIN + 0.1, 2.0, 1.8, 1.9])
+    answer = compose_answer(retrieval, None, None, floor=0.0, scored=scored)  # type: ignore[arg-type]
+    assert [c.quote for c in answer.citations] == [
+        "The harbour master closed two quays for the day.",
+        "Nobody was hurt.",
+        "Three tugs freed the ship at high tide.",
+    ]
+
+
+def test_runners_up_that_are_adjacent_sentences_are_one_quote() -> None:
+    text = (
+        "A cargo ship ran aground at the port on Monday.\n\n"
+        "The harbour master closed two quays. Three tugs freed the ship at high tide. "
+        "Nobody was hurt."
+    )
+    retrieval, scored = _candidates(text, [2.0, 0.0, 1.8, 1.7])
+    answer = compose_answer(retrieval, None, None, floor=0.0, scored=scored)  # type: ignore[arg-type]
+    assert [c.quote for c in answer.citations] == [
+        "A cargo ship ran aground at the port on Monday.",
+        "Three tugs freed the ship at high tide. Nobody was hurt.",
+    ]
+
+

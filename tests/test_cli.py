@@ -48,7 +48,8 @@ def test_ask_json_answers_in_english_and_french_and_refuses_off_topic(
             "n", "article_id", "title", "source", "date", "url", "quote", "score", "story"
         }  # fmt: skip
         assert first["story"]["sources"] == ["ATS"] and first["story"]["languages"] == ["fr"]
-        assert len({c["article_id"] for c in answer["citations"]}) == len(answer["citations"])
+        # An article may be quoted more than once (close runners-up), never the same quote.
+        assert len({c["quote"] for c in answer["citations"]}) == len(answer["citations"])
     assert football["answered"] is False and football["citations"] == []
     text = (env / "articles" / "000_15beeeafbb7eb3ba.txt").read_text(encoding="utf-8")
     assert english["citations"][0]["quote"] in text  # verbatim
