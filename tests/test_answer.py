@@ -225,5 +225,3 @@ def test_runners_up_that_are_adjacent_sentences_are_one_quote() -> None:
         "A cargo ship ran aground at the port on Monday.",
         "Three tugs freed the ship at high tide. Nobody was hurt.",
     ]
-
-
