@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from index.embedding import DEFAULT_BACKEND, Backend, default_cache_dir
@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="postgresql://user:password@host:port/database holding the bot's state "
         "(feeds, subscriptions, alerts sent) for every bot process that shares it; unset: "
         "a SQLite file in data_dir (the index stays in data_dir either way, for now)",
+    )
+    database_read_url: SecretStr | None = Field(
+        None,
+        description="postgresql://… of a streaming read replica of database_url: questions "
+        "read the index there (writes, the bot's state and the feed rounds stay on the "
+        "primary); reads it cannot answer go to the primary. Unset: everything on the primary",
     )
     model: str = Field(
         "bundled",
@@ -235,7 +241,7 @@ class Settings(BaseSettings):
             raise ValueError("the webhook URL must start with https://")
         return value
 
-    @field_validator("database_url", mode="after")
+    @field_validator("database_url", "database_read_url", mode="after")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and not value.get_secret_value().startswith(
@@ -243,6 +249,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError("the database URL must start with postgresql://")
         return value
+
+    @model_validator(mode="after")
+    def _replica_of_a_primary(self) -> Settings:
+        if self.database_read_url is not None and self.database_url is None:
+            raise ValueError(
+                "NEWSBOT_DATABASE_READ_URL is a replica of NEWSBOT_DATABASE_URL, which is unset"
+            )
+        return self
 
     @field_validator("webhook_secret", mode="after")
     @classmethod
@@ -270,6 +284,7 @@ class Settings(BaseSettings):
         "llm_api_key",
         "llm_base_url",
         "database_url",
+        "database_read_url",
         mode="before",
     )
     @classmethod

@@ -153,12 +153,15 @@ def build_retriever(settings: Settings, store: IndexStore, embedder: Embedder) -
 
 def open_index(settings: Settings, embedder: Embedder) -> IndexStore:
     """The index the settings name: PostgreSQL + pgvector when NEWSBOT_DATABASE_URL is set
-    (the bot's state is there too), else the data dir's SQLite + FAISS store."""
+    (the bot's state is there too; questions read from NEWSBOT_DATABASE_READ_URL's replica
+    when that is set), else the data dir's SQLite + FAISS store."""
     if settings.database_url is not None:
         from index.pg_store import PgStore
 
         url = settings.database_url.get_secret_value()
-        return PgStore(url, embedder.model_id, embedder.dim)
+        replica = settings.database_read_url
+        read_url = None if replica is None else replica.get_secret_value()
+        return PgStore(url, embedder.model_id, embedder.dim, read_url=read_url)
     return open_store(settings.data_dir, embedder)
 
 

@@ -17,7 +17,9 @@ psycopg_pool, pgvector).
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +30,7 @@ import psycopg
 from pgvector import HalfVector
 from pgvector.psycopg import register_vector
 from psycopg.rows import dict_row
-from psycopg_pool import PoolTimeout
+from psycopg_pool import ConnectionPool, PoolTimeout
 from tqdm import tqdm
 
 from index.articles import Article
@@ -121,6 +123,50 @@ _PASSAGE_COLUMNS = (
 )
 
 
+# A read replica that failed a read is left alone this long: reads go to the primary.
+REPLICA_RETRY_S = 30.0
+# The longest a read waits for a replica connection before it goes to the primary.
+REPLICA_WAIT_S = 2.0
+# What a replica that is down, behind a reindex's swap, or cancelling a read that conflicts
+# with the WAL it replays raises: the read is done again on the primary.
+_REPLICA_ERRORS = (
+    psycopg.OperationalError,
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.InvalidSchemaName,
+    psycopg.errors.SerializationFailure,
+    PoolTimeout,
+)
+
+
+def _replica_read(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a read-only method of the question path on the read replica
+    (NEWSBOT_DATABASE_READ_URL) when one is set, and on the primary when the replica cannot
+    answer it (then, for REPLICA_RETRY_S, every read goes to the primary). A method called
+    from within another runs where that one runs."""
+
+    @functools.wraps(method)
+    def read(self: PgStore, *args: Any, **kwargs: Any) -> Any:
+        local = self._local
+        if self._read_pool is None or getattr(local, "replica", None) is not None:
+            return method(self, *args, **kwargs)
+        if time.monotonic() >= self._replica_down_until:
+            local.replica = True
+            try:
+                return method(self, *args, **kwargs)
+            except _REPLICA_ERRORS as exc:
+                self._replica_failed(exc)
+            finally:
+                local.replica = None
+        local.replica = False
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            local.replica = None
+
+    return read
+
+
 class PgStore(StoreBase):
     """The index in one PostgreSQL database (or one schema of it: `schema`). After a
     reindex (rebuild_database) it lives in the schema the reindex built, found through
@@ -139,6 +185,7 @@ class PgStore(StoreBase):
         schema: str | None = None,
         max_connections: int = 8,
         any_model: bool = False,
+        read_url: str | None = None,
     ) -> None:
         self.model_id = model_id
         self.dim = dim
@@ -150,6 +197,9 @@ class PgStore(StoreBase):
         self._lexical = PgLexical()
         self._init_sentence_cache()
         self._secondary_generation: dict[str, int] = {}
+        self._local = threading.local()  # .replica: where this thread's reads go now
+        self._read_pool: ConnectionPool[Any] | None = None
+        self._replica_down_until = 0.0
         try:
             with psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S) as db:
                 self.schema = migrate(db, self.dim, self.home, self._where)
@@ -165,6 +215,8 @@ class PgStore(StoreBase):
         except (PoolTimeout, psycopg.OperationalError) as exc:
             raise unavailable(self._where, exc) from None
         self._check_model(any_model)
+        if read_url is not None:
+            self._open_replica(read_url, max_connections)
 
     # --- opening -------------------------------------------------------------------------
 
@@ -202,12 +254,59 @@ class PgStore(StoreBase):
             "or set NEWSBOT_MODEL and NEWSBOT_EMBEDDER back to the index's model."
         )
 
+    def _open_replica(self, read_url: str, max_connections: int) -> None:
+        """The read replica's pool. It connects in the background: a replica that is down
+        does not keep the bot from starting; its reads go to the primary meanwhile."""
+        schema = f" (schema {self.schema})" if self.schema else ""
+        self._replica_where = describe(read_url) + schema
+        self._read_pool = ConnectionPool(
+            read_url,
+            min_size=1,
+            max_size=max_connections,
+            timeout=REPLICA_WAIT_S,
+            name="newsbot-index-read",
+            open=False,
+            kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "newsbot-read"},
+            configure=self._configure,
+        )
+        self._read_pool.open(wait=False)
+
+    def _replica_failed(self, exc: Exception) -> None:
+        self._replica_down_until = time.monotonic() + REPLICA_RETRY_S
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        log.warning(
+            "the read replica %s could not answer (%s): reads go to the primary for %.0f s",
+            self._replica_where,
+            reason,
+            REPLICA_RETRY_S,
+        )
+
+    @property
+    def reads_from_replica(self) -> bool:
+        """Whether question reads go to the read replica now (one is set and answering)."""
+        return self._read_pool is not None and time.monotonic() >= self._replica_down_until
+
+    def _reading_pool(self) -> ConnectionPool[Any]:
+        replica = getattr(self._local, "replica", None)
+        return self._read_pool if replica and self._read_pool is not None else self._pool
+
     @contextmanager
     def _cursor(self) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor for reads: each statement on its own (the connections autocommit), so a
-        question costs no BEGIN/COMMIT round trips."""
-        with self._pool.connection() as db, db.cursor() as cursor:
+        question costs no BEGIN/COMMIT round trips. Within a method of the question path
+        (`_replica_read`), on the read replica when one is set."""
+        with self._reading_pool().connection() as db, db.cursor() as cursor:
             yield cursor
+
+    @contextmanager
+    def _primary(self) -> Iterator[None]:
+        """Reads in this block go to the primary: what a write is decided on must not lag."""
+        before = getattr(self._local, "replica", None)
+        self._local.replica = False
+        try:
+            yield
+        finally:
+            self._local.replica = before
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -218,7 +317,10 @@ class PgStore(StoreBase):
 
     @contextmanager
     def _rows(self) -> Iterator[psycopg.Cursor[Any]]:
-        with self._pool.connection() as db, db.cursor(row_factory=dict_row) as cursor:
+        with (
+            self._reading_pool().connection() as db,
+            db.cursor(row_factory=dict_row) as cursor,
+        ):
             yield cursor
 
     # --- settings ------------------------------------------------------------------------
@@ -599,6 +701,7 @@ class PgStore(StoreBase):
                 return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
         return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
 
+    @_replica_read
     def search_vectors(
         self, query: np.ndarray, k: int, among: Sequence[int] | None = None, exact: bool = False
     ) -> list[list[tuple[int, float]]]:
@@ -608,6 +711,7 @@ class PgStore(StoreBase):
         with self._cursor() as cursor:
             return [self._dense(cursor, row, k, among, exact) for row in query]
 
+    @_replica_read
     def lexical_search(
         self, question: str, k: int, among: Sequence[int] = ()
     ) -> list[tuple[int, float]]:
@@ -625,6 +729,7 @@ class PgStore(StoreBase):
                 cursor, question, k, settings["generation"], rows, mean, among
             )
 
+    @_replica_read
     def passage_ids_matching(
         self, since: str | None, until: str | None, sources: Sequence[str]
     ) -> list[int]:
@@ -645,6 +750,7 @@ class PgStore(StoreBase):
             cursor.execute(sql + " ORDER BY p.id", args)
             return [int(r[0]) for r in cursor.fetchall()]
 
+    @_replica_read
     def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
         if not ids:
             return {}
@@ -656,6 +762,7 @@ class PgStore(StoreBase):
             )
             return {int(pid): lang for pid, lang in cursor.fetchall()}
 
+    @_replica_read
     def passage_vectors(self, ids: Sequence[int]) -> np.ndarray:
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
@@ -668,6 +775,7 @@ class PgStore(StoreBase):
         zero = np.zeros(self.dim, dtype=np.float32)
         return np.vstack([found.get(int(i), zero) for i in ids]).astype(np.float32)
 
+    @_replica_read
     def passages(self, ids: Sequence[int]) -> dict[int, StoredPassage]:
         if not ids:
             return {}
@@ -699,6 +807,12 @@ class PgStore(StoreBase):
             for r in rows
             if r["article_id"] in articles
         }
+
+    @_replica_read
+    def sentence_vectors(self, ids: Iterable[int]) -> dict[int, np.ndarray]:
+        """StoreBase's, on the read replica when one is set: its generation (what the cache
+        is keyed by) and its rows are then read from the same server."""
+        return super().sentence_vectors(ids)
 
     def _sentences_current(self, cursor: psycopg.Cursor[Any]) -> bool:
         """Whether the recorded sentence lists (and their rows) were cut by today's chunker."""
@@ -732,7 +846,11 @@ class PgStore(StoreBase):
 
     def secondary_vectors(self, encoder: SecondaryEncoder) -> int:
         """Embed (once) every passage text the second model has no vector of; the number of
-        texts embedded now."""
+        texts embedded now. On the primary: what it writes is decided on what it reads."""
+        with self._primary():
+            return self._secondary_vectors(encoder)
+
+    def _secondary_vectors(self, encoder: SecondaryEncoder) -> int:
         generation = self.generation
         if self._secondary_generation.get(encoder.model_id) == generation:
             return 0
@@ -757,6 +875,7 @@ class PgStore(StoreBase):
         self._secondary_generation[encoder.model_id] = generation
         return len(hashes)
 
+    @_replica_read
     def secondary_search(
         self, encoder: SecondaryEncoder, query: np.ndarray, k: int, exact: bool = False
     ) -> list[tuple[int, float]]:
@@ -797,6 +916,7 @@ class PgStore(StoreBase):
                 )
                 return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
 
+    @_replica_read
     def secondary_scores(
         self, encoder: SecondaryEncoder, ids: Iterable[int], query: np.ndarray
     ) -> dict[int, float]:
@@ -813,6 +933,7 @@ class PgStore(StoreBase):
 
     # --- articles, stories, stats --------------------------------------------------------
 
+    @_replica_read
     def article_passages(self, article_id: str) -> tuple[list[StoredPassage], np.ndarray]:
         with self._rows() as cursor:
             cursor.execute(
@@ -942,9 +1063,9 @@ class PgStore(StoreBase):
             return [str(r[0]) for r in cursor.fetchall()]
 
     def close(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.close()
+        for pool in (getattr(self, "_read_pool", None), getattr(self, "_pool", None)):
+            if pool is not None:
+                pool.close()
 
 
 def _hnsw_settings(cursor: psycopg.Cursor[Any], k: int) -> None:
