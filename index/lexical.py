@@ -132,23 +132,48 @@ _MAX_COUNTED = 50_000
 class TermCounts:
     """How many passages hold each word, counted up to the budget plus one (past it the
     exact figure does not matter, and counting stops early), remembered until the index
-    changes generation."""
+    changes generation; a word over the budget is remembered across writes that only add
+    passages (see `_new_generation`)."""
 
     def __init__(self, budget: int = ROW_BUDGET) -> None:
         self.budget = budget
         self._generation: int | None = None
         self._counts: dict[str, int] = {}
+        self._rows: int | None = None  # the index's rows at this generation
         self._documents: dict[str, int] = {}  # exact counts, of the words left out only
         self._documents_rows = 0  # the index's rows when they were counted
         self._averages: tuple[int, float] | None = None  # rows, mean tokens per row
         self._lock = threading.Lock()
 
+    def _new_generation(self, db: sqlite3.Connection, generation: int) -> None:
+        """After a write: the index's size is read again and the counts are forgotten,
+        except those over the budget when the index has not shrunk. A word over the budget
+        stays over it while passages are only added, and counting one again (reading
+        budget + 1 of its rows) was most of what the first question after a write cost.
+        (A write that replaces an article's passages with as many or more can leave such a
+        word a few rows under the budget: it is then left out of the search and added back
+        when the best rows are rescored, as a word over the budget is.)"""
+        averages = _read_averages(db)
+        with self._lock:
+            if generation == self._generation and len(self._counts) <= _MAX_COUNTED:
+                return
+            grown = (
+                self._rows is not None
+                and averages[0] >= self._rows
+                and len(self._counts) <= _MAX_COUNTED
+            )
+            self._counts = (
+                {t: c for t, c in self._counts.items() if c > self.budget} if grown else {}
+            )
+            self._generation, self._rows, self._averages = generation, averages[0], averages
+
     def count(self, db: sqlite3.Connection, term: str, generation: int) -> int:
         """Passages holding the word (at most budget + 1) in the index at this generation."""
         with self._lock:
-            if generation != self._generation or len(self._counts) > _MAX_COUNTED:
-                self._counts, self._averages = {}, None
-                self._generation = generation
+            current = generation == self._generation and len(self._counts) <= _MAX_COUNTED
+        if not current:
+            self._new_generation(db, generation)
+        with self._lock:
             cached = self._counts.get(term)
         if cached is not None:
             return cached
@@ -202,13 +227,18 @@ class TermCounts:
         with self._lock:
             if generation == self._generation and self._averages is not None:
                 return self._averages
-        row = db.execute("SELECT block FROM passages_fts_data WHERE id = 1").fetchone()
-        rows, tokens = [*_varints(row[0]), 0, 0][:2] if row else (0, 0)
-        averages = (rows, tokens / rows if rows else 1.0)
+        self._new_generation(db, generation)
         with self._lock:
-            if generation == self._generation:
-                self._averages = averages
-        return averages
+            if generation == self._generation and self._averages is not None:
+                return self._averages
+        return _read_averages(db)
+
+
+def _read_averages(db: sqlite3.Connection) -> tuple[int, float]:
+    """The index's rows and mean tokens per row, from FTS5's "averages" record."""
+    row = db.execute("SELECT block FROM passages_fts_data WHERE id = 1").fetchone()
+    rows, tokens = [*_varints(row[0]), 0, 0][:2] if row else (0, 0)
+    return rows, tokens / rows if rows else 1.0
 
 
 def _varints(blob: bytes) -> list[int]:

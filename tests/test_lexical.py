@@ -100,3 +100,26 @@ def test_when_every_word_is_over_the_budget_the_other_signals_candidates_are_sco
     assert [pid for pid, _ in scored] == sorted(among, key=lambda pid: -exact[pid])
     # without candidates the rarest word is searched, as before
     assert {pid for pid, _ in lexical_search(db, question, 100, counts, 1)} - set(among)
+
+
+def test_a_word_over_the_budget_is_not_counted_again_while_the_index_only_grows() -> None:
+    db = _fts(200, rare_every=1_000)  # the ministère in 180 rows
+    counts = TermCounts(budget=50)
+    assert counts.count(db, "ministère", generation=1) == 51
+    assert counts.count(db, "harbour", generation=1) == 0
+    counted: list[str] = []
+    db.set_trace_callback(lambda sql: counted.append(sql) if "count(*) FROM (" in sql else None)
+    db.execute(
+        "INSERT INTO passages_fts(rowid, body) VALUES (1000, 'Kowalczyk opened the harbour')"
+    )
+    db.commit()
+    assert counts.count(db, "ministère", generation=2) == 51  # still over: not read again
+    assert counts.count(db, "harbour", generation=2) == 1  # under it: counted again
+    assert len(counted) == 1, counted
+    assert lexical_search(db, "Kowalczyk harbour ministère", 10, counts, 2)[0][0] == 1000
+    # A write that shrinks the index forgets every count: a word can fall under the budget.
+    db.execute("DELETE FROM passages_fts WHERE rowid <= 150")
+    db.commit()
+    counted.clear()
+    assert counts.count(db, "ministère", generation=3) == 45
+    assert len(counted) == 1
