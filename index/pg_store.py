@@ -933,8 +933,10 @@ class PgStore(StoreBase):
 
     # --- articles, stories, stats --------------------------------------------------------
 
-    @_replica_read
     def article_passages(self, article_id: str) -> tuple[list[StoredPassage], np.ndarray]:
+        """An article's passages and vectors. On the primary, also with a read replica: the
+        alert round and digests read the stories a poll has just written through it, and a
+        replica that has not replayed them yet would skip them for good."""
         with self._rows() as cursor:
             cursor.execute(
                 f"SELECT {_PASSAGE_COLUMNS}, p.embedding FROM passages p JOIN articles a "

@@ -84,6 +84,10 @@ def test_questions_read_the_replica_and_find_a_write_once_it_is_replayed(
             # answered from the replica.
             assert _top_titles(primary, embedder)[0] == PITCAIRN.title
             assert PITCAIRN.title not in _top_titles(reader, embedder)
+            # What the alert round reads of a story a poll has just written comes from the
+            # primary: a replica behind it would skip the story for good.
+            passages, vectors = reader.article_passages(PITCAIRN.id)
+            assert [p.article.title for p in passages] == [PITCAIRN.title] and vectors.any()
         _eventually(lambda: _top_titles(reader, embedder)[:1] == [PITCAIRN.title])
         assert reader.reads_from_replica
         # The writes never went to the replica (it refuses them); the primary holds one copy.
