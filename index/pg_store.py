@@ -36,7 +36,7 @@ from tqdm import tqdm
 from index.articles import Article
 from index.articles import article_id as stable_article_id
 from index.chunking import passage_embedding_text
-from index.corpus import catch_up
+from index.corpus import RebuildInProgress, catch_up
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
 from index.pg_schema import (
@@ -1123,9 +1123,15 @@ def rebuild_database(
     schema (StoreRetired) and each process's next question reopens the index there
     (PgStore.retired). Articles keep when they were first indexed and their story.
     The schemas retired by earlier reindexes are dropped first (their readers long gone).
+    One reindex at a time: while another runs (in any process, on any machine) this one is
+    refused at once with RebuildInProgress, as on SQLite, rather than queued behind it.
     Returns the build's report and how many cached vectors were carried over."""
     with psycopg.connect(current.url, autocommit=True) as lock:
-        lock.execute("SELECT pg_advisory_lock(%s)", (REBUILD_LOCK,))
+        taken = lock.execute("SELECT pg_try_advisory_lock(%s)", (REBUILD_LOCK,)).fetchone()
+        if not taken or not taken[0]:  # another process (any machine) is rebuilding it
+            raise RebuildInProgress(
+                f"a reindex of the index in {current.location} is already running"
+            )
         _drop_retired(lock)
         name = _new_schema_name(lock)
         if encoder.model_id != current.model_id:

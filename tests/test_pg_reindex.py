@@ -5,6 +5,7 @@ every PgStore reads the old index until the swap and the new one after, never a 
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +15,9 @@ from pydantic import SecretStr
 
 from bot.config import Settings
 from bot.engine import Engine
+from index import pg_schema
 from index.chunking import passage_embedding_text
-from index.corpus import open_database_index, reindex_in_database
+from index.corpus import RebuildInProgress, open_database_index, reindex_in_database
 from index.pg_store import PgStore
 from index.store_base import ModelMismatchError, StoreRetired
 from tests.test_store import _other_articles
@@ -270,3 +272,33 @@ def test_newsbot_reindex_converts_the_database_index_to_a_new_embedder(
     assert main(["ask", QUESTION]) == 2
     err = capsys.readouterr().err
     assert "onnx-fp32" in err and "NEWSBOT_EMBEDDER back" in err
+
+
+def test_a_second_reindex_is_refused_while_one_runs_elsewhere(
+    database_url: str, data_dir: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """One reindex at a time across every machine: while another process holds the rebuild
+    lock, a reindex is refused at once (as on SQLite), not queued behind it."""
+    store = PgStore(database_url, embedder.model_id, embedder.dim)
+    store.add_articles(_other_articles(2), embedder)
+    outcome: list[BaseException | None] = []
+
+    def reindex() -> None:
+        try:
+            reindex_in_database(store, data_dir, embedder)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with psycopg.connect(database_url, autocommit=True) as other:  # a reindex elsewhere
+        other.execute("SELECT pg_advisory_lock(%s)", (pg_schema.REBUILD_LOCK,))
+        worker = threading.Thread(target=reindex, daemon=True)
+        worker.start()
+        worker.join(timeout=30)
+        assert not worker.is_alive(), "the second reindex waited instead of being refused"
+        assert isinstance(outcome[0], RebuildInProgress)
+        assert "already running" in str(outcome[0])
+    assert _schemas(database_url) == set()  # nothing was built
+    reindex_in_database(store, data_dir, embedder)  # once the other is done, it runs
+    assert _schemas(database_url) == {"newsbot_index_1"}
+    store.close()
