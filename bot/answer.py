@@ -250,8 +250,8 @@ def runners_up(
 ) -> list[QuoteCandidate]:
     """Up to `count` other sentences of the chosen quote's article, best first, that the
     quote model scores within `margin` of it and that no quote taken already holds. Only
-    the same article:
-    another article of the story is often a copy or a translation of the same sentence."""
+    the same article: another article of the story is often a copy or a translation of
+    the same sentence."""
     article = chosen.hit.passage.article.id
     taken = [(chosen.start, chosen.end)]
     out: list[QuoteCandidate] = []

@@ -54,7 +54,7 @@ def render_answer(answer: Answer, lang: str, limit: int = MAX_MESSAGE_UNITS) -> 
     if answer.answer.strip() and answer.answer.strip() != first_quote:
         blocks.append(_fit(lambda cut: f"<b>{_escape(cut)}</b>", answer.answer.strip(), limit))
     first_of_story: dict[frozenset[str], int] = {}  # a story told by several citations
-    first_of_article: dict[str, int] = {}  # an article quoted twice (bot/answer.runner_up)
+    first_of_article: dict[str, int] = {}  # an article quoted again (bot/answer.runners_up)
     for c in answer.citations:
         article = first_of_article.setdefault(c.article_id, c.n)
         if article != c.n:

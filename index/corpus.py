@@ -21,6 +21,10 @@ from index.backend import IndexStore
 from index.store import DB_NAME, Store
 from index.store_base import IngestReport, PassageEncoder
 
+# Where callers have always found them (they live in store_base, shared with pg_store).
+from index.store_base import RebuildInProgress as RebuildInProgress
+from index.store_base import catch_up as catch_up
+
 log = logging.getLogger(__name__)
 
 
@@ -88,10 +92,6 @@ def rebuild_running(data_dir: Path) -> bool:
             return False
     except RebuildInProgress:
         return True
-
-
-class RebuildInProgress(RuntimeError):
-    pass
 
 
 def rebuild_store(
@@ -179,31 +179,6 @@ def _writers_paused(
         if latest is None and (store_dir(data_dir) / DB_NAME).exists():
             latest = opened = _open_previous(data_dir, encoder)
         yield latest, opened
-
-
-def catch_up(
-    fresh: IndexStore,
-    latest: IndexStore,
-    snapshot: dict[str, str],
-    encoder: PassageEncoder,
-    report: IngestReport,
-) -> dict[str, str]:
-    """Apply to the new index what writers changed in the old one while it was built (since
-    `snapshot`, its articles' hashes then); returns the hashes it caught up to."""
-    now = latest.article_hashes()
-    changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
-    gone = [i for i in snapshot if i not in now]
-    if changed:
-        found = [a for a in (latest.article(i) for i in changed) if a is not None]
-        extra = fresh.add_articles(found, encoder)
-        report.added += extra.added
-        report.updated += extra.updated
-        report.passages += extra.passages
-        report.embedded += extra.embedded
-        log.info("reindex: %d article(s) written meanwhile carried over", len(found))
-    if gone:
-        fresh.remove_articles(gone)
-    return now
 
 
 def _carry_over_history(old_db: Path, new_db: Path) -> None:

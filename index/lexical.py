@@ -139,7 +139,6 @@ class TermCounts:
         self.budget = budget
         self._generation: int | None = None
         self._counts: dict[str, int] = {}
-        self._rows: int | None = None  # the index's rows at this generation
         self._documents: dict[str, int] = {}  # exact counts, of the words left out only
         self._documents_rows = 0  # the index's rows when they were counted
         self._averages: tuple[int, float] | None = None  # rows, mean tokens per row
@@ -158,14 +157,14 @@ class TermCounts:
             if generation == self._generation and len(self._counts) <= _MAX_COUNTED:
                 return
             grown = (
-                self._rows is not None
-                and averages[0] >= self._rows
+                self._averages is not None  # the previous generation's
+                and averages[0] >= self._averages[0]
                 and len(self._counts) <= _MAX_COUNTED
             )
             self._counts = (
                 {t: c for t, c in self._counts.items() if c > self.budget} if grown else {}
             )
-            self._generation, self._rows, self._averages = generation, averages[0], averages
+            self._generation, self._averages = generation, averages
 
     def count(self, db: sqlite3.Connection, term: str, generation: int) -> int:
         """Passages holding the word (at most budget + 1) in the index at this generation."""

@@ -182,21 +182,29 @@ def describe(url: str) -> str:
     return f"{user}{host}:{port}/{parts.get('dbname', '')}"
 
 
-def open_pool(url: str, name: str, max_size: int, **options: Any) -> ConnectionPool[Any]:
+def open_pool(
+    url: str,
+    name: str,
+    max_size: int,
+    timeout: float = CONNECT_TIMEOUT_S,
+    wait: bool = True,
+    **options: Any,
+) -> ConnectionPool[Any]:
     """A pool of connections to `url`, open and with one connection made (at most
-    CONNECT_TIMEOUT_S seconds, also the longest wait for a free connection later);
-    `options` are the pool's others (kwargs of each connection, configure, check)."""
+    CONNECT_TIMEOUT_S seconds; `wait` False: made in the background); `timeout` is the
+    longest wait for a free connection later; `options` are the pool's others (kwargs of
+    each connection, configure, check)."""
     pool: ConnectionPool[Any] = ConnectionPool(
         url,
         min_size=1,
         max_size=max_size,
-        timeout=float(CONNECT_TIMEOUT_S),
+        timeout=float(timeout),
         name=name,
         open=False,
         **options,
     )
     try:
-        pool.open(wait=True, timeout=float(CONNECT_TIMEOUT_S))
+        pool.open(wait=wait, timeout=float(CONNECT_TIMEOUT_S))
     except BaseException:
         pool.close()
         raise

@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,11 +36,9 @@ from tqdm import tqdm
 from index.articles import Article
 from index.articles import article_id as stable_article_id
 from index.chunking import passage_embedding_text
-from index.corpus import RebuildInProgress, catch_up
 from index.faiss_cache import ANN_MIN_VECTORS
 from index.pg_lexical import PgLexical, lexemes
 from index.pg_schema import (
-    ACTIVE,
     BUILD_PREFIX,
     CONNECT_TIMEOUT_S,
     EF_SEARCH_MIN,
@@ -62,17 +60,21 @@ from index.store_base import (
     IngestReport,
     ModelMismatchError,
     PassageEncoder,
+    RebuildInProgress,
     SecondaryEncoder,
     StoreBase,
     StoredPassage,
     StoreError,
     StoreRetired,
     StoreStats,
-    _joined_vectors,
+    article_from_row,
     blob_vectors,
     body_hash,
+    catch_up,
     chunk_articles,
     close_in_time,
+    float_vector,
+    joined_vectors,
     sentence_digests,
     text_hash,
     vector_blob,
@@ -91,23 +93,10 @@ def _half(vector: np.ndarray) -> HalfVector:
     return HalfVector(np.asarray(vector, dtype=np.float32))
 
 
-def _article_from_row(row: dict[str, Any]) -> Article:
-    return Article(
-        id=row["id"],
-        title=row["title"],
-        text=row["text"],
-        date=row["date"],
-        source=row["source"],
-        url=row["url"],
-        lang=row["lang"],
-        summary_only=bool(row["summary_only"]),
-    )
-
-
 def _stored_passage(row: dict[str, Any]) -> StoredPassage:
     return StoredPassage(
         id=int(row["pid"]),
-        article=_article_from_row(row),
+        article=article_from_row(row),
         ordinal=int(row["ordinal"]),
         heading=row["heading"],
         text=row["ptext"],
@@ -151,18 +140,13 @@ def _replica_read(method: Callable[..., Any]) -> Callable[..., Any]:
         if self._read_pool is None or getattr(local, "replica", None) is not None:
             return method(self, *args, **kwargs)
         if time.monotonic() >= self._replica_down_until:
-            local.replica = True
             try:
-                return method(self, *args, **kwargs)
+                with self._reads_on(replica=True):
+                    return method(self, *args, **kwargs)
             except _REPLICA_ERRORS as exc:
                 self._replica_failed(exc)
-            finally:
-                local.replica = None
-        local.replica = False
-        try:
+        with self._reads_on(replica=False):
             return method(self, *args, **kwargs)
-        finally:
-            local.replica = None
 
     return read
 
@@ -259,17 +243,15 @@ class PgStore(StoreBase):
         does not keep the bot from starting; its reads go to the primary meanwhile."""
         schema = f" (schema {self.schema})" if self.schema else ""
         self._replica_where = describe(read_url) + schema
-        self._read_pool = ConnectionPool(
+        self._read_pool = open_pool(
             read_url,
-            min_size=1,
-            max_size=max_connections,
+            "newsbot-index-read",
+            max_connections,
             timeout=REPLICA_WAIT_S,
-            name="newsbot-index-read",
-            open=False,
+            wait=False,
             kwargs={"connect_timeout": CONNECT_TIMEOUT_S, "application_name": "newsbot-read"},
             configure=self._configure,
         )
-        self._read_pool.open(wait=False)
 
     def _replica_failed(self, exc: Exception) -> None:
         self._replica_down_until = time.monotonic() + REPLICA_RETRY_S
@@ -299,14 +281,18 @@ class PgStore(StoreBase):
             yield cursor
 
     @contextmanager
-    def _primary(self) -> Iterator[None]:
-        """Reads in this block go to the primary: what a write is decided on must not lag."""
+    def _reads_on(self, replica: bool) -> Iterator[None]:
+        """This thread's reads in this block go to the read replica or to the primary."""
         before = getattr(self._local, "replica", None)
-        self._local.replica = False
+        self._local.replica = replica
         try:
             yield
         finally:
             self._local.replica = before
+
+    def _primary(self) -> AbstractContextManager[None]:
+        """Reads in this block go to the primary: what a write is decided on must not lag."""
+        return self._reads_on(replica=False)
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -493,7 +479,7 @@ class PgStore(StoreBase):
                     if listed and all(h in vectors for h in sentence_digests(listed)):
                         cursor.execute(
                             "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (%s, %s)",
-                            (pid, _joined_vectors(listed, vectors)),
+                            (pid, joined_vectors(listed, vectors)),
                         )
                     rows_delta += 1
                     tokens_delta += length
@@ -584,8 +570,10 @@ class PgStore(StoreBase):
                 (pid,),
             )
             row = cursor.fetchone()
-            story = str(row[1] or row[0]) if row else article_id
-            if story != article_id and close_in_time(row[2] if row else None, article_date):
+            if row is None:  # not a lead passage
+                continue
+            story = str(row[1] or row[0])
+            if story != article_id and close_in_time(row[2], article_date):
                 return story
         return None
 
@@ -634,7 +622,7 @@ class PgStore(StoreBase):
             )
             for encoder in secondary:
                 rows = [
-                    (encoder.model_id, digest, _half(_as_floats(blob, encoder.dim)))
+                    (encoder.model_id, digest, _half(float_vector(blob, encoder.dim)))
                     for digest, blob in other.secondary_embedding_rows(encoder.model_id)
                 ]
                 cursor.executemany(
@@ -792,7 +780,7 @@ class PgStore(StoreBase):
                 "SELECT * FROM articles WHERE id = ANY(%s)",
                 (list({r["article_id"] for r in rows}),),
             )
-            articles = {r["id"]: (_article_from_row(r), r["story_id"]) for r in cursor.fetchall()}
+            articles = {r["id"]: (article_from_row(r), r["story_id"]) for r in cursor.fetchall()}
         return {
             int(r["pid"]): StoredPassage(
                 id=int(r["pid"]),
@@ -819,8 +807,10 @@ class PgStore(StoreBase):
         return self._setting(cursor, "sentence_split") == SENTENCE_SPLIT
 
     def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        if not ids:
+            return {}
         with self._cursor() as cursor:
-            if not ids or not self._sentences_current(cursor):
+            if not self._sentences_current(cursor):
                 return {}
             cursor.execute(
                 "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id = ANY(%s)",
@@ -833,8 +823,10 @@ class PgStore(StoreBase):
             }
 
     def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
+        if not ids:
+            return {}
         with self._cursor() as cursor:
-            if not ids or not self._sentences_current(cursor):
+            if not self._sentences_current(cursor):
                 return {}
             cursor.execute(
                 "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id = ANY(%s)",
@@ -888,28 +880,26 @@ class PgStore(StoreBase):
         self.secondary_vectors(encoder)
         vector = _half(query)
         with self._cursor() as cursor:
-            small = self._passage_count(cursor) < ANN_MIN_VECTORS
-            if exact or small or encoder.dim != SECONDARY_HNSW_DIM:
+            flat = (
+                exact
+                or encoder.dim != SECONDARY_HNSW_DIM
+                or self._passage_count(cursor) < ANN_MIN_VECTORS
+            )
+            scan: AbstractContextManager[object] = nullcontext()
+            if flat:  # `+ 0`: not through the index
+                usable, order = "", "(s.vector <#> %s) + 0, s.text_hash"
+            else:  # the index's expression and predicate, spelt as in the migration
+                usable = f"vector_dims(s.vector) = {SECONDARY_HNSW_DIM} AND "
+                order = f"s.vector::halfvec({SECONDARY_HNSW_DIM}) <#> %s"
+                scan = cursor.connection.transaction()  # what SET LOCAL lasts for
+            with scan:
+                if not flat:
+                    _hnsw_settings(cursor, k)
                 cursor.execute(
                     "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
-                    "FROM secondary_embeddings s WHERE s.model_id = %s AND EXISTS "
-                    "(SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
-                    "ORDER BY (s.vector <#> %s) + 0, s.text_hash LIMIT %s) "
-                    "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
-                    "ORDER BY top.score DESC, top.text_hash, p.id",
-                    (vector, encoder.model_id, vector, k),
-                )
-                return [(int(pid), float(score)) for pid, score in cursor.fetchall()]
-            # The index's expression and predicate, spelt as in the migration.
-            cast = f"s.vector::halfvec({SECONDARY_HNSW_DIM})"
-            with cursor.connection.transaction():
-                _hnsw_settings(cursor, k)
-                cursor.execute(
-                    "WITH top AS (SELECT s.text_hash, -(s.vector <#> %s) AS score "
-                    "FROM secondary_embeddings s WHERE "
-                    f"vector_dims(s.vector) = {SECONDARY_HNSW_DIM} AND s.model_id = %s AND "
+                    f"FROM secondary_embeddings s WHERE {usable}s.model_id = %s AND "
                     "EXISTS (SELECT 1 FROM passages p WHERE p.text_hash = s.text_hash) "
-                    f"ORDER BY {cast} <#> %s LIMIT %s) "
+                    f"ORDER BY {order} LIMIT %s) "
                     "SELECT p.id, top.score FROM top JOIN passages p USING (text_hash) "
                     "ORDER BY top.score DESC, top.text_hash, p.id",
                     (vector, encoder.model_id, vector, k),
@@ -990,13 +980,13 @@ class PgStore(StoreBase):
     def all_articles(self) -> list[Article]:
         with self._rows() as cursor:
             cursor.execute("SELECT * FROM articles ORDER BY id")
-            return [_article_from_row(r) for r in cursor.fetchall()]
+            return [article_from_row(r) for r in cursor.fetchall()]
 
     def article(self, article_id: str) -> Article | None:
         with self._rows() as cursor:
             cursor.execute("SELECT * FROM articles WHERE id = %s", (article_id,))
             row = cursor.fetchone()
-        return None if row is None else _article_from_row(row)
+        return None if row is None else article_from_row(row)
 
     def find_article(self, ref: str) -> Article | None:
         """The article an admin means by `ref`: its id, or its link (compared canonically)."""
@@ -1077,12 +1067,6 @@ def _hnsw_settings(cursor: psycopg.Cursor[Any], k: int) -> None:
     ef_search = min(1000, max(2 * k, EF_SEARCH_MIN))
     cursor.execute(f"SET LOCAL hnsw.ef_search = {ef_search}")
     cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-
-
-def _as_floats(blob: bytes, dim: int) -> np.ndarray:
-    """A second model's cached vector: float16 bytes (or float32, written by older stores)."""
-    kind = np.float16 if len(blob) == 2 * dim else np.float32
-    return np.frombuffer(bytes(blob), dtype=kind).astype(np.float32)
 
 
 def _count_words(cursor: psycopg.Cursor[Any], article_ids: list[str], sign: int) -> None:
@@ -1172,11 +1156,18 @@ def _qualified(schema: str | None) -> str:
     return f'"{schema}"' if schema else "public"
 
 
-def _new_schema_name(db: psycopg.Connection[Any]) -> str:
+def _built_schemas(db: psycopg.Connection[Any]) -> list[str]:
+    """The schemas reindexes built (BUILD_PREFIX and a number), retired or not."""
     rows = db.execute(
         "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (BUILD_PREFIX,)
     ).fetchall()
-    numbers = [int(r[0][len(BUILD_PREFIX) :]) for r in rows if r[0][len(BUILD_PREFIX) :].isdigit()]
+    return [str(r[0]) for r in rows]
+
+
+def _new_schema_name(db: psycopg.Connection[Any]) -> str:
+    numbers = [
+        int(n[len(BUILD_PREFIX) :]) for n in _built_schemas(db) if n[len(BUILD_PREFIX) :].isdigit()
+    ]
     return f"{BUILD_PREFIX}{max(numbers, default=0) + 1}"
 
 
@@ -1185,12 +1176,8 @@ def _drop_retired(db: psycopg.Connection[Any]) -> None:
     home points at, and the index's tables in a home that points elsewhere."""
     with db.transaction():
         db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        db.execute(ACTIVE)
         active = dict(db.execute("SELECT home, schema FROM public.index_active").fetchall())
-        built = db.execute(
-            "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, %s)", (BUILD_PREFIX,)
-        ).fetchall()
-        for (schema,) in built:
+        for schema in _built_schemas(db):
             if schema not in active.values():
                 db.execute(f'DROP SCHEMA "{schema}" CASCADE')
                 log.info("reindex: dropped the retired index in schema %s", schema)

@@ -20,10 +20,11 @@ from typing import Any
 import psycopg
 
 from index.chunking import passage_embedding_text, quote_spans
-from index.pg_store import PgStore, _half, _joined_vectors
+from index.pg_store import PgStore, _half
 from index.store_base import (
     PassageEncoder,
     StoreError,
+    joined_vectors,
     sentence_digests,
     text_hash,
     vector_blob,
@@ -65,7 +66,7 @@ def embed_pending(store: PgStore, encoder: PassageEncoder, batch: int = BATCH_PA
             [(_half(vectors[row[3]]), row[0]) for row in rows],
         )
         sentence_rows = [
-            (row[0], _joined_vectors(bytes(row[4]), vectors))
+            (row[0], joined_vectors(bytes(row[4]), vectors))
             for row in rows
             if row[4] and all(h in vectors for h in sentence_digests(bytes(row[4])))
         ]

@@ -128,10 +128,9 @@ def immediate_transaction(db: sqlite3.Connection) -> Iterator[None]:
         raise
 
 
-def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
-    """An autocommit connection to the database at `path` (WAL, foreign keys on), and
-    whether it is read-only: a full disk that cannot hold WAL's files leaves only that."""
-    read_only = False
+def connect(path: Path) -> sqlite3.Connection:
+    """An autocommit connection to the database at `path` (WAL, foreign keys on); a
+    read-only one when a full disk cannot hold WAL's files."""
     conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA busy_timeout=30000")
@@ -148,9 +147,8 @@ def connect(path: Path) -> tuple[sqlite3.Connection, bool]:
         conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True, check_same_thread=False)
         conn.isolation_level = None
         conn.row_factory = sqlite3.Row
-        read_only = True
     conn.execute("PRAGMA foreign_keys=ON")
-    return conn, read_only
+    return conn
 
 
 def meta(db: sqlite3.Connection, key: str) -> str | None:

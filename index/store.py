@@ -56,11 +56,13 @@ from index.store_base import (
     StoredPassage,
     StoreRetired,
     StoreStats,
-    _joined_vectors,
+    article_from_row,
     blob_vectors,
     body_hash,
     chunk_articles,
     close_in_time,
+    float_vector,
+    joined_vectors,
     sentence_digests,
     text_hash,
     vector_blob,
@@ -101,7 +103,6 @@ class Store(StoreBase):
         self._connections: list[sqlite3.Connection] = []
         self._init_sentence_cache()
         self._term_counts = TermCounts()  # words' passage counts, for the BM25 row budget
-        self.read_only = False  # set when a full disk leaves only a read-only view
         self._migrate()
         self._check_model()
         # Read what a question needs of articles through that index (not the rows) where it
@@ -128,9 +129,7 @@ class Store(StoreBase):
         """One connection per thread: WAL lets readers go on while a writer commits."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn, read_only = connect(self.directory / DB_NAME)
-            if read_only:
-                self.read_only = True
+            conn = connect(self.directory / DB_NAME)
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -243,13 +242,13 @@ class Store(StoreBase):
         encoder: PassageEncoder,
         report: IngestReport,
     ) -> None:
-        known = {
-            row[0]: row[1]
-            for row in self._db.execute(
-                f"SELECT id, content_hash FROM articles WHERE id IN ({','.join('?' * len(batch))})",
-                [a.id for a in batch],
-            )
-        }
+        # The batch's articles already indexed: their hash, first-indexed time and story.
+        rows = self._db.execute(
+            "SELECT id, content_hash, added_at, story_id FROM articles "
+            f"WHERE id IN ({','.join('?' * len(batch))})",
+            [a.id for a in batch],
+        ).fetchall()
+        known = {r[0]: r[1] for r in rows}
         changed = [a for a in batch if known.get(a.id) != a.content_hash]
         report.unchanged += len(batch) - len(changed)
         if not changed:
@@ -263,15 +262,10 @@ class Store(StoreBase):
         added_ids: list[int] = []
         added_vectors: list[np.ndarray] = []
         stories = self._assign_stories(
-            [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked], known
+            [(a, vectors[text_hash(t[0])] if t else None) for a, _, t in chunked],
+            {r[0]: r[3] for r in rows},
         )
-        first_seen = {
-            r[0]: float(r[1])
-            for r in self._db.execute(
-                f"SELECT id, added_at FROM articles WHERE id IN ({','.join('?' * len(known))})",
-                list(known),
-            )
-        }
+        first_seen = {r[0]: float(r[2]) for r in rows}
         with self._transaction():
             if sentence_lists and self._meta("sentence_split") != SENTENCE_SPLIT:
                 # Lists cut by another chunker: forgotten, so none is read with today's.
@@ -326,7 +320,7 @@ class Store(StoreBase):
                     if listed:
                         self._db.execute(
                             "INSERT INTO sentence_vectors (passage_id, vectors) VALUES (?, ?)",
-                            (pid, _joined_vectors(listed, vectors)),
+                            (pid, joined_vectors(listed, vectors)),
                         )
                     added_ids.append(pid)
                     added_vectors.append(vectors[digest])
@@ -398,7 +392,9 @@ class Store(StoreBase):
         ]
 
     def _assign_stories(
-        self, leads: Sequence[tuple[Article, np.ndarray | None]], known: dict[str, str]
+        self,
+        leads: Sequence[tuple[Article, np.ndarray | None]],
+        stored_stories: dict[str, str | None],
     ) -> dict[str, str]:
         """The story each article belongs to: an updated article keeps its story; a new one
         joins the story of an article with the same body, or whose lead passage is a near
@@ -407,12 +403,7 @@ class Store(StoreBase):
         assigned: dict[str, str] = {}
         batch_leads: list[tuple[np.ndarray, str, str | None]] = []
         for article, lead in leads:
-            story = None
-            if article.id in known:
-                row = self._db.execute(
-                    "SELECT story_id FROM articles WHERE id = ?", (article.id,)
-                ).fetchone()
-                story = row[0] if row else None
+            story = stored_stories.get(article.id)  # an updated article keeps its story
             if story is None:
                 row = self._db.execute(
                     "SELECT story_id FROM articles WHERE body_hash = ? AND id != ? LIMIT 1",
@@ -684,9 +675,7 @@ class Store(StoreBase):
             found.update(fresh)
         out = np.empty((len(hashes), encoder.dim), dtype=np.float32)
         for row, h in enumerate(hashes):
-            blob = found[h]
-            kind = np.float16 if len(blob) == 2 * encoder.dim else np.float32
-            out[row] = np.frombuffer(blob, dtype=kind)
+            out[row] = float_vector(found[h], encoder.dim)
         return out
 
     def _passages_of_keys(self, keys: list[int]) -> dict[int, list[int]]:
@@ -745,7 +734,7 @@ class Store(StoreBase):
         return {
             int(r["pid"]): StoredPassage(
                 id=int(r["pid"]),
-                article=_article_from_row(r),
+                article=article_from_row(r),
                 ordinal=int(r["ordinal"]),
                 heading=r["heading"],
                 text=r["ptext"],
@@ -812,13 +801,11 @@ class Store(StoreBase):
         return {r[0] for r in self._db.execute("SELECT id FROM articles")}
 
     def all_articles(self) -> list[Article]:
-        return [
-            _article_from_row(r) for r in self._db.execute("SELECT * FROM articles ORDER BY id")
-        ]
+        return [article_from_row(r) for r in self._db.execute("SELECT * FROM articles ORDER BY id")]
 
     def article(self, article_id: str) -> Article | None:
         row = self._db.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
-        return None if row is None else _article_from_row(row)
+        return None if row is None else article_from_row(row)
 
     def stats(self) -> StoreStats:
         row = self._db.execute(
@@ -851,16 +838,3 @@ class Store(StoreBase):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
-
-
-def _article_from_row(row: sqlite3.Row) -> Article:
-    return Article(
-        id=row["id"],
-        title=row["title"],
-        text=row["text"],
-        date=row["date"],
-        source=row["source"],
-        url=row["url"],
-        lang=row["lang"],
-        summary_only=bool(row["summary_only"]),
-    )

@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from index import chunking
 from index.articles import Article, article_problem
 from index.chunking import Passage, passage_embedding_text, quote_spans, split_into_passages
+
+if TYPE_CHECKING:
+    from index.backend import IndexStore
+
+log = logging.getLogger(__name__)
 
 BATCH_ARTICLES = 32
 # Passages whose sentence vectors `sentence_vectors` keeps in memory (~9 KB each: ~45 MB).
@@ -138,7 +144,7 @@ def sentence_digests(listed: bytes) -> list[str]:
     return [listed[i : i + 32].hex() for i in range(0, len(listed), 32)]
 
 
-def _joined_vectors(listed: bytes, vectors: Mapping[str, np.ndarray]) -> bytes:
+def joined_vectors(listed: bytes, vectors: Mapping[str, np.ndarray]) -> bytes:
     """The `sentence_vectors` row of a passage: its sentences' vectors (by the hashes of its
     `sentences` list), float16, one after another."""
     return b"".join(vector_blob(vectors[h]) for h in sentence_digests(listed))
@@ -317,3 +323,52 @@ class StoreBase:
                     self._sentence_cache.clear()
                 self._sentence_cache.update(fresh)
         return {pid: vectors for pid, vectors in known.items() if vectors is not None}
+
+
+class RebuildInProgress(RuntimeError):
+    """A reindex of this index already runs (in any process; on PostgreSQL, any machine)."""
+
+
+def catch_up(
+    fresh: IndexStore,
+    latest: IndexStore,
+    snapshot: dict[str, str],
+    encoder: PassageEncoder,
+    report: IngestReport,
+) -> dict[str, str]:
+    """Apply to the new index what writers changed in the old one while it was built (since
+    `snapshot`, its articles' hashes then); returns the hashes it caught up to."""
+    now = latest.article_hashes()
+    changed = [i for i, digest in now.items() if snapshot.get(i) != digest]
+    gone = [i for i in snapshot if i not in now]
+    if changed:
+        found = [a for a in (latest.article(i) for i in changed) if a is not None]
+        extra = fresh.add_articles(found, encoder)
+        report.added += extra.added
+        report.updated += extra.updated
+        report.passages += extra.passages
+        report.embedded += extra.embedded
+        log.info("reindex: %d article(s) written meanwhile carried over", len(found))
+    if gone:
+        fresh.remove_articles(gone)
+    return now
+
+
+def article_from_row(row: Mapping[str, Any]) -> Article:
+    """An article from its stored row (SQLite's sqlite3.Row or PostgreSQL's dict row)."""
+    return Article(
+        id=row["id"],
+        title=row["title"],
+        text=row["text"],
+        date=row["date"],
+        source=row["source"],
+        url=row["url"],
+        lang=row["lang"],
+        summary_only=bool(row["summary_only"]),
+    )
+
+
+def float_vector(blob: bytes, dim: int) -> np.ndarray:
+    """A second model's cached vector: float16 bytes (or float32, written by older stores)."""
+    kind = np.float16 if len(blob) == 2 * dim else np.float32
+    return np.frombuffer(bytes(blob), dtype=kind).astype(np.float32)

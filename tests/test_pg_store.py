@@ -36,7 +36,7 @@ from index.store import Store
 from index.store_base import ModelMismatchError
 from tests.conftest import SEED
 from tests.test_search import FRENCH, MAYORS, _articles
-from tests.test_store import CountingEncoder, _other_articles
+from tests.test_store import ECB_REWORDED, ECB_TEXT, CountingEncoder, _other_articles
 
 QUESTION = "who denied signing an accord?"
 Opener = Callable[..., IndexStore]
@@ -520,17 +520,9 @@ def test_a_worker_joins_a_deferred_copy_to_its_story_as_an_ingest_with_vectors_d
 ) -> None:  # type: ignore[no-untyped-def]
     from index.pg_worker import run_worker
 
-    text = (
-        "The European Central Bank raised its main interest rate by a quarter point on "
-        "Thursday, its tenth consecutive increase, citing inflation that remains too high."
-    )
-    original = Article(title="ECB raises rates", text=text, source="Wire", date="2023-09-14")
+    original = Article(title="ECB raises rates", text=ECB_TEXT, source="Wire", date="2023-09-14")
     reworded = Article(
-        title="ECB lifts rates",
-        text="On Thursday the European Central Bank raised its main interest rate by a quarter "
-        "point, its tenth consecutive increase, saying inflation remains too high.",
-        source="Other",
-        date="2023-09-15",
+        title="ECB lifts rates", text=ECB_REWORDED, source="Other", date="2023-09-15"
     )
     echo = Article(  # the same body as `reworded`: joined to it at ingest, by its body
         title="ECB lifts rates (update)", text=reworded.text, source="Echo", date="2023-09-15"

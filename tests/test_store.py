@@ -236,31 +236,37 @@ def test_reindex_swaps_in_a_new_store_and_reuses_embeddings(
     assert open_store(settings.data_dir, embedder).stats().articles == 0
 
 
+# One news item in two wordings: copies of one story (also tests/test_pg_store.py).
+ECB_TEXT = (
+    "The European Central Bank raised its main interest rate by a quarter point on "
+    "Thursday, its tenth consecutive increase, citing inflation that remains too high."
+)
+ECB_REWORDED = (
+    "On Thursday the European Central Bank raised its main interest rate by a quarter "
+    "point, its tenth consecutive increase, saying inflation remains too high."
+)
+
+
 def test_copies_of_one_story_share_a_story_and_distinct_stories_do_not(
     tmp_path: Path, embedder
 ) -> None:  # type: ignore[no-untyped-def]
-    text = (
-        "The European Central Bank raised its main interest rate by a quarter point on "
-        "Thursday, its tenth consecutive increase, citing inflation that remains too high."
-    )
     original = Article(
         title="ECB raises rates",
-        text=text,
+        text=ECB_TEXT,
         source="Wire",
         date="2023-09-14",
         url="https://wire.example/ecb",
     )
     republished = Article(
         title="ECB raises rates again",
-        text=text + " ",
+        text=ECB_TEXT + " ",
         source="Wire",
         date="2023-09-14",
         url="https://wire.example/ecb?id=2&amp",
     )
     reworded = Article(
         title="ECB lifts rates",
-        text="On Thursday the European Central Bank raised its main interest rate by a quarter "
-        "point, its tenth consecutive increase, saying inflation remains too high.",
+        text=ECB_REWORDED,
         source="Other",
         date="2023-09-15",
         url="https://other.example/ecb",
