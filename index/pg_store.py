@@ -802,37 +802,32 @@ class PgStore(StoreBase):
         is keyed by) and its rows are then read from the same server."""
         return super().sentence_vectors(ids)
 
-    def _sentences_current(self, cursor: psycopg.Cursor[Any]) -> bool:
-        """Whether the recorded sentence lists (and their rows) were cut by today's chunker."""
-        return self._setting(cursor, "sentence_split") == SENTENCE_SPLIT
+    def _sentence_rows(self, sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+        """The rows `sql` gives for these passage ids (its one parameter), or none when the
+        recorded sentence lists (and their rows) were cut by another chunker than today's."""
+        if not ids:
+            return []
+        with self._cursor() as cursor:
+            if self._setting(cursor, "sentence_split") != SENTENCE_SPLIT:
+                return []
+            cursor.execute(sql, (list(ids),))
+            return cursor.fetchall()
 
     def _stored_sentence_vectors(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        if not ids:
-            return {}
-        with self._cursor() as cursor:
-            if not self._sentences_current(cursor):
-                return {}
-            cursor.execute(
-                "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id = ANY(%s)",
-                (list(ids),),
-            )
-            return {
-                int(pid): blob_vectors(bytes(blob), self.dim)
-                for pid, blob in cursor.fetchall()
-                if blob and len(blob) % (2 * self.dim) == 0
-            }
+        rows = self._sentence_rows(
+            "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id = ANY(%s)", ids
+        )
+        return {
+            int(pid): blob_vectors(bytes(blob), self.dim)
+            for pid, blob in rows
+            if blob and len(blob) % (2 * self.dim) == 0
+        }
 
     def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
-        if not ids:
-            return {}
-        with self._cursor() as cursor:
-            if not self._sentences_current(cursor):
-                return {}
-            cursor.execute(
-                "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id = ANY(%s)",
-                (list(ids),),
-            )
-            return {int(pid): sentence_digests(bytes(b)) for pid, b in cursor.fetchall()}
+        rows = self._sentence_rows(
+            "SELECT id, sentences FROM passages WHERE sentences IS NOT NULL AND id = ANY(%s)", ids
+        )
+        return {int(pid): sentence_digests(bytes(b)) for pid, b in rows}
 
     # --- the second model ----------------------------------------------------------------
 
