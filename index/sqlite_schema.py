@@ -30,7 +30,11 @@ from index.store_base import (
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
+# meta: the highest id a passage was ever given (v7). New passages are numbered past it, so
+# an id is never reused: what a reader remembers of a passage by its id (its length in
+# tokens, index/lexical.py) cannot go stale when an article's passages are replaced.
+PASSAGE_ID_HIGH = "passage_id_high"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -205,7 +209,15 @@ def migrate(db: sqlite3.Connection, directory: Path, dim: int) -> None:
     if version != str(SCHEMA_VERSION):  # opening writes nothing once migrated
         _halve_embeddings(db, dim)  # v4: e5 vectors kept as float16
         _fill_sentence_vectors(db)  # v6: one row of sentence vectors a passage
+        if meta(db, PASSAGE_ID_HIGH) is None:  # v7: passage ids are never reused
+            set_meta(db, PASSAGE_ID_HIGH, str(highest_passage_id(db)))
         set_meta(db, "schema_version", str(SCHEMA_VERSION))
+
+
+def highest_passage_id(db: sqlite3.Connection) -> int:
+    """The highest id a passage has or had: the larger of the table's and PASSAGE_ID_HIGH."""
+    row = db.execute("SELECT max(id) FROM passages").fetchone()
+    return max(int(row[0] or 0), int(meta(db, PASSAGE_ID_HIGH) or 0))
 
 
 def _halve_embeddings(db: sqlite3.Connection, dim: int) -> None:

@@ -35,9 +35,11 @@ from index.chunking import passage_embedding_text
 from index.faiss_index import FaissVectors, lock_file, text_key
 from index.lexical import TermCounts, lexical_search
 from index.sqlite_schema import (
+    PASSAGE_ID_HIGH,
     connect,
     disk_errors,
     disk_full,
+    highest_passage_id,
     immediate_transaction,
     meta,
     migrate,
@@ -272,6 +274,8 @@ class Store(StoreBase):
                 self._db.execute("UPDATE passages SET sentences = NULL")
                 self._db.execute("DELETE FROM sentence_vectors")
                 self._set_meta("sentence_split", SENTENCE_SPLIT)
+            # Numbered past every id a passage ever had: never reused (see PASSAGE_ID_HIGH).
+            last_id = highest_passage_id(self._db)
             for article, passages, texts in chunked:
                 removed += [
                     r[0]
@@ -301,10 +305,13 @@ class Store(StoreBase):
                 )
                 for passage, embed_text in zip(passages, texts, strict=True):
                     digest = text_hash(embed_text)
-                    cursor = self._db.execute(
-                        'INSERT INTO passages (article_id, ordinal, heading, text, start, "end", '
-                        "text_hash, sentences) VALUES (?,?,?,?,?,?,?,?)",
+                    last_id += 1
+                    pid = last_id
+                    self._db.execute(
+                        "INSERT INTO passages (id, article_id, ordinal, heading, text, start, "
+                        '"end", text_hash, sentences) VALUES (?,?,?,?,?,?,?,?,?)',
                         (
+                            pid,
                             article.id,
                             passage.ordinal,
                             passage.heading,
@@ -315,7 +322,6 @@ class Store(StoreBase):
                             sentence_lists.get((article.id, passage.ordinal)),
                         ),
                     )
-                    pid = int(cursor.lastrowid or 0)
                     listed = sentence_lists.get((article.id, passage.ordinal))
                     if listed:
                         self._db.execute(
@@ -334,6 +340,7 @@ class Store(StoreBase):
                 "INSERT OR IGNORE INTO embeddings (text_hash, vector) VALUES (?, ?)",
                 [(h, vector_blob(v)) for h, v in vectors.items()],
             )
+            self._set_meta(PASSAGE_ID_HIGH, str(last_id))
             generation = self._next_generation(now)
         report.embedded += embedded
         self.vectors.apply(removed, added_ids, added_vectors, generation)

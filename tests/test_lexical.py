@@ -123,3 +123,50 @@ def test_a_word_over_the_budget_is_not_counted_again_while_the_index_only_grows(
     counted.clear()
     assert counts.count(db, "ministère", generation=3) == 45
     assert len(counted) == 1
+
+
+def test_bm25_is_computed_from_the_words_places_as_fts5s_bm25_computes_it() -> None:
+    """Within the budget, the scores come from the words' places (fts5vocab) and the rows'
+    remembered lengths, not from bm25(): the same rows, order and scores."""
+    from index import lexical
+
+    db = _fts(3_000, rare_every=301)
+    db.execute(
+        "INSERT INTO passages_fts(rowid, body) VALUES (5000, 'Ministere MINISTÈRE ministère')"
+    )
+    db.commit()
+    counts = TermCounts()
+    for question in (
+        QUESTION,
+        "ministere ministère",  # two words, one token: counted twice, as bm25() does
+        "Kowalczyk harbour harbour item 17",
+        "roads schools 17",
+    ):
+        terms = counts.searched_terms(db, lexical.content_words(question), 1)
+        computed = lexical._bm25_of_instances(db, terms, 100, counts, 1)
+        assert computed is not None and computed  # not FTS5's bm25() (that would be None)
+        assert computed == lexical_search(db, question, 100)
+        assert lexical_search(db, question, 100, counts, 1) == computed
+    # A word FTS5 cuts in two ("x_ray": a phrase) is left to bm25().
+    assert lexical._bm25_of_instances(db, ["x_ray"], 10, counts, 1) is None
+    assert lexical_search(db, "x_ray harbour", 10, counts, 1) == lexical_search(
+        db, "x_ray harbour", 10
+    )
+
+
+def test_inside_a_write_transaction_fts5_scores_what_it_has_not_yet_counted() -> None:
+    """FTS5 writes the row count and mean length BM25 needs at commit: a search on the
+    connection of an uncommitted write is left to bm25(), which sees the pending rows."""
+    from index import lexical
+
+    db = _fts(3_000, rare_every=301)
+    counts = TermCounts()
+    db.executemany(
+        "INSERT INTO passages_fts(rowid, body) VALUES (?, ?)",
+        ((9_000 + i, "Kowalczyk Kowalczyk harbour " + "word " * i) for i in range(50)),
+    )
+    assert db.in_transaction
+    assert lexical._bm25_of_instances(db, ["kowalczyk"], 100, counts, 2) is None
+    assert lexical_search(db, QUESTION, 100, counts, 2) == lexical_search(db, QUESTION, 100)
+    db.commit()
+    assert lexical_search(db, QUESTION, 100, counts, 3) == lexical_search(db, QUESTION, 100)

@@ -417,3 +417,50 @@ def test_sentence_vectors_are_one_row_a_passage_kept_in_step_and_filled_for_olde
         kept = {r[0] for r in db.execute("SELECT passage_id FROM sentence_vectors")}
     assert not kept & set(ids)
     reopened.close()
+
+
+def test_a_passage_id_is_never_given_again_and_bm25_reads_the_new_lengths(
+    tmp_path: Path, embedder
+) -> None:  # type: ignore[no-untyped-def]
+    """BM25 remembers each passage's length by its id (index/lexical.py): a replaced
+    article's new passages must not take the ids (and so the lengths) of the old ones."""
+    import sqlite3
+
+    from index.lexical import lexical_search
+    from index.sqlite_schema import PASSAGE_ID_HIGH
+    from index.store import DB_NAME
+
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    short, last = _other_articles(2)
+    store.add_articles([short, last], embedder)
+    first_ids = sorted(store.passages(list(range(1, 50))))
+    question = "Which storm hit the coast of Brittany?"
+    store.lexical_search(question, 10)  # lengths remembered
+    # The last article grows much longer: SQLite alone would number its new passage as the
+    # one it replaces (the highest id, deleted in the same transaction).
+    longer = Article(
+        title=last.title,
+        text=last.text + " Brittany" + " and the harbour walls gave way" * 40 + ".",
+        source=last.source,
+        date=last.date,
+    )
+    store.add_articles([longer], embedder)
+    new_ids = {p.id for p in store.article_passages(longer.id)[0]}
+    assert min(new_ids) > max(first_ids)
+    assert store._meta(PASSAGE_ID_HIGH) == str(max(new_ids))
+    # The remembered lengths give the scores FTS5's own bm25() gives.
+    got = store.lexical_search(question, 10)
+    assert got == lexical_search(store._db, question, 10)
+    # Removing the article with the highest ids and adding one does not reuse them either.
+    store.remove_articles([longer.id])
+    store.add_articles(_other_articles(3)[2:], embedder)
+    assert min(p.id for p in store.article_passages(_other_articles(3)[2].id)[0]) > max(new_ids)
+    store.close()
+    # A store of schema 6 (no high-water mark) gets it at its first open.
+    with sqlite3.connect(tmp_path / DB_NAME) as db:
+        high = db.execute("SELECT max(id) FROM passages").fetchone()[0]
+        db.execute("DELETE FROM meta WHERE key = ?", (PASSAGE_ID_HIGH,))
+        db.execute("UPDATE meta SET value = '6' WHERE key = 'schema_version'")
+    reopened = Store(tmp_path, embedder.model_id, embedder.dim)
+    assert reopened._meta(PASSAGE_ID_HIGH) == str(high)
+    reopened.close()
