@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -149,8 +150,8 @@ def test_a_snapshot_is_read_without_a_copy_of_the_whole_file(tmp_path: Path) -> 
     import tracemalloc
 
     rng = np.random.default_rng(1)
-    index = faiss_cache.new_index(384)
-    index.add_with_ids(rng.standard_normal((20_000, 384)).astype(np.float32), np.arange(20_000))
+    index = faiss_cache.new_index(384)  # half floats: 40k vectors, a 31 MB file
+    index.add_with_ids(rng.standard_normal((40_000, 384)).astype(np.float32), np.arange(40_000))
     path = tmp_path / faiss_cache.SNAPSHOT_NAME
     faiss_cache.write_snapshot(path, index, 3)
     size = path.stat().st_size
@@ -160,7 +161,7 @@ def test_a_snapshot_is_read_without_a_copy_of_the_whole_file(tmp_path: Path) -> 
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert (generation, loaded.ntotal) == (3, 20_000)
+    assert (generation, loaded.ntotal) == (3, 40_000)
     assert peak < size / 4
 
 
@@ -192,3 +193,40 @@ def test_probes_follow_the_setting_not_the_stored_index(  # type: ignore[no-unty
     queries = embedder.embed_queries(QUESTIONS)
     n = reopened.index.ntotal
     assert reopened.search_vectors(queries, n) == reopened.search_vectors(queries, n, exact=True)
+
+
+def test_the_exact_index_holds_half_floats_and_reads_a_float32_one_as_such(
+    tmp_path: Path,
+) -> None:
+    """Vectors are float16 in SQLite, so the exact index keeps them as half floats: the same
+    scores as float32 in half the memory. A float32 snapshot of an older store is read as
+    one, its ids, vectors and search results unchanged."""
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((500, 384)).astype(np.float16).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors.astype(np.float16).astype(np.float32)  # as stored_precision gives them
+    ids = np.arange(10, 510, dtype=np.int64)
+    old = faiss.IndexIDMap2(faiss.IndexFlatIP(384))
+    old.add_with_ids(vectors, ids)
+    cache = faiss_cache.FaissCache(tmp_path, 384)
+    faiss_cache.write_snapshot(cache.snapshot, old, 7)
+    read = cache.load()
+    loaded = read.index
+    assert read.generation == 7 and cache.outdated
+    assert isinstance(faiss.downcast_index(loaded.index), faiss.IndexScalarQuantizer)
+    assert isinstance(
+        faiss.downcast_index(faiss_cache.new_index(384).index), faiss.IndexScalarQuantizer
+    )
+    got_ids, got = faiss_cache.stored_vectors(loaded, 384)
+    assert np.array_equal(got_ids, ids) and np.array_equal(got, vectors)
+    query = vectors[:3] + 0.01
+    assert np.array_equal(loaded.search(query, 20)[1], old.search(query, 20)[1])
+    np.testing.assert_allclose(loaded.search(query, 20)[0], old.search(query, 20)[0], atol=1e-6)
+    assert len(faiss.serialize_index(loaded)) < 0.6 * len(faiss.serialize_index(old))
+    # The next write rewrites the snapshot as half floats rather than appending to the log.
+    before = cache.snapshot.stat().st_size
+    loaded.add_with_ids(vectors[:1], np.array([9_999]))
+    cache.append(loaded, 8, [], [9_999], vectors[:1])
+    assert not cache.outdated and cache.snapshot.stat().st_size < 0.6 * before
+    reread = faiss_cache.FaissCache(tmp_path, 384).load()
+    assert reread.generation == 8 and reread.index.ntotal == 501
