@@ -20,6 +20,11 @@ fake encoders), a cold start (open the store, first answer), the child's peak RS
 embedding model loaded, as in the bot), bytes on disk per passage, and recall@10 of the
 e5 index against an exact search. Prints a Markdown table.
 
+    python -m bench.scale --sizes 100000 --before-after 4
+
+measures `ask` as shipped and with two changes of 2026-12-03 undone (BM25 scored by FTS5's
+bm25() on every row, float32 exact FAISS), alternating in one process (`before_after`).
+
     python -m bench.scale --sizes 1000000 --qa [DIR]
 
 answers a question set (default newsqa-dev) over its own articles, then with them added
@@ -45,6 +50,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -388,6 +394,44 @@ def qa_at_scale(size: int, directory: Path) -> str:
     )
 
 
+def before_after(size: int, rounds: int) -> str:
+    """`ask` at one size as shipped and as before two changes (BM25 scored by FTS5's bm25()
+    on every row, a float32 exact FAISS index), alternating in one process so both meet
+    the same machine; the median of the rounds' p50 and p95 (CPU)."""
+    from unittest import mock
+
+    from index import faiss_cache, lexical
+
+    def float32(index: Any, dim: int) -> faiss.Index:
+        if faiss_cache.is_approximate(index):
+            return index
+        ids, vectors = faiss_cache.stored_vectors(index, dim)
+        flat = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        flat.add_with_ids(vectors, ids)
+        return flat
+
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "as shipped": []}
+    for _ in range(rounds):
+        with (
+            mock.patch.object(lexical, "_bm25_of_instances", lambda *_: None),
+            mock.patch.object(faiss_cache, "half_precision", float32),
+            mock.patch.object(
+                faiss_cache, "new_index", lambda dim: faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            ),
+        ):
+            runs["before"].append(measure(size))
+        runs["as shipped"].append(measure(size))
+    lines = [
+        f"| {size:,} passages, {rounds} rounds | ask CPU p50 (median) | ask CPU p95 (median) |",
+        "|---|---|---|",
+    ]
+    for label, measured in runs.items():
+        p50 = statistics.median(m["ask_cpu_p50_ms"] for m in measured)
+        p95 = statistics.median(m["ask_cpu_p95_ms"] for m in measured)
+        lines.append(f"| {label} | {p50:.1f} ms | {p95:.1f} ms |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
@@ -402,7 +446,18 @@ def main() -> None:
         help="answer a question set (default newsqa-dev) alone, then among the synthetic "
         "passages of the largest size",
     )
+    parser.add_argument(
+        "--before-after",
+        type=int,
+        metavar="ROUNDS",
+        help="measure `ask` with and without the changes of 2026-12-03 evening (BM25 from the "
+        "words' places, half-float exact FAISS), alternating, ROUNDS times each",
+    )
     args = parser.parse_args()
+    if args.before_after:
+        for size in args.sizes:
+            print(before_after(size, args.before_after))
+        return
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return

@@ -244,6 +244,10 @@ class TermCounts:
         if not ids.size:
             return np.zeros(0, dtype=np.uint32)
         with self._lock:
+            if not self._lengths.size:  # the first search: every row's, in one scan
+                found, sizes = _all_lengths(db)
+                self._lengths = np.zeros(int(found.max(initial=0)) + 1, np.uint32)
+                self._lengths[found] = sizes
             if int(ids.max()) >= len(self._lengths):
                 grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._lengths)), np.uint32)
                 grown[: len(self._lengths)] = self._lengths
@@ -262,6 +266,28 @@ class TermCounts:
                 self._lengths[found] = sizes
                 lengths = self._lengths[ids]
         return lengths
+
+
+def _all_lengths(db: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's id and length in tokens, read in one scan of the docsize table: the ids
+    as one string, the lengths as one run of varints (1M rows: ~0.4 s; a row at a time
+    through Python, 0.8 s)."""
+    listed, sizes = db.execute(
+        "SELECT group_concat(id, ' '), group_concat(hex(sz), '') FROM passages_fts_docsize"
+    ).fetchone()
+    ids = np.fromstring(listed or "", dtype=np.int64, sep=" ")
+    stream = np.frombuffer(bytes.fromhex(sizes or ""), dtype=np.uint8).astype(np.uint32)
+    ends = np.flatnonzero(stream < 0x80)  # a varint's last byte has the high bit clear
+    starts = np.concatenate(([0], ends[:-1] + 1)).astype(np.int64)
+    lengths = stream[ends].copy()
+    for back in (1, 2):  # earlier bytes: 7 bits each (a row under 2M tokens: 3 bytes at most)
+        held = ends - back >= starts
+        lengths[held] |= (stream[ends[held] - back] & 0x7F) << (7 * back)
+    if len(ends) != len(ids) or (ends - starts > 2).any():  # not one short varint a row
+        rows = db.execute("SELECT id, sz FROM passages_fts_docsize").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        lengths = np.array([_first_varint(r[1]) for r in rows], dtype=np.uint32)
+    return ids, lengths
 
 
 def _first_varint(blob: bytes) -> int:
