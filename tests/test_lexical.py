@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
+
 from index.lexical import FTS_SCHEMA, ROW_BUDGET, TermCounts, lexical_search
 
 QUESTION = "What did the Ministère say Kowalczyk announced about the harbour?"
@@ -170,3 +172,25 @@ def test_inside_a_write_transaction_fts5_scores_what_it_has_not_yet_counted() ->
     assert lexical_search(db, QUESTION, 100, counts, 2) == lexical_search(db, QUESTION, 100)
     db.commit()
     assert lexical_search(db, QUESTION, 100, counts, 3) == lexical_search(db, QUESTION, 100)
+
+
+def test_every_rows_length_is_read_in_one_scan_as_fts5_records_it() -> None:
+    """The lengths BM25 divides by: one-, two- and three-byte varints of the docsize table,
+    read in one scan at the first search, and a row added later read when first met."""
+    from index import lexical
+
+    db = sqlite3.connect(":memory:")
+    db.executescript(FTS_SCHEMA.split(";")[0] + ";")
+    sizes = {1: 5, 2: 127, 3: 128, 4: 300, 5: 16_383, 6: 16_384, 7: 20_000}
+    db.executemany(
+        "INSERT INTO passages_fts(rowid, body) VALUES (?, ?)",
+        ((rowid, " ".join(["harbour"] * n)) for rowid, n in sizes.items()),
+    )
+    db.commit()
+    ids, lengths = lexical._all_lengths(db)
+    assert dict(zip(ids.tolist(), lengths.tolist(), strict=True)) == sizes
+    counts = TermCounts()
+    assert counts.lengths(db, ids).tolist() == list(sizes.values())
+    db.execute("INSERT INTO passages_fts(rowid, body) VALUES (9, 'harbour walls')")
+    db.commit()
+    assert counts.lengths(db, np.array([9, 7])).tolist() == [2, 20_000]
