@@ -305,7 +305,8 @@ class FaissVectors:
             if not ids:
                 return np.zeros((0, self.dim), dtype=np.float32)
             try:
-                return np.vstack([self.index.reconstruct(int(i)) for i in ids]).astype(np.float32)
+                keys = np.fromiter(ids, dtype=np.int64, count=len(ids))
+                return np.asarray(self.index.reconstruct_batch(keys), dtype=np.float32)
             except RuntimeError:  # a key the cache lacks
                 stored = self._source._passage_vector_blobs([int(i) for i in ids])
         missing = bytes(2 * self.dim)  # float16 zeros
