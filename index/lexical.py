@@ -506,10 +506,13 @@ def _bm25_of_instances(
         tokens.append(parts[0])
     if sum(counts.count(db, t, generation) for t in terms) > counts.budget:
         return None
-    db.execute(
-        f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCES} "
-        "USING fts5vocab(main, passages_fts, instance)"
-    )
+    try:
+        db.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {INSTANCES} "
+            "USING fts5vocab(main, passages_fts, instance)"
+        )
+    except sqlite3.Error:  # no room for the temporary schema (a full disk): bm25() scores
+        return None
     total, mean_length = counts.averages(db, generation)
     places: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for token in tokens:
