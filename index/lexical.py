@@ -145,7 +145,9 @@ class TermCounts:
         self._documents: dict[str, int] = {}  # exact counts, of the words left out only
         self._documents_rows = 0  # the index's rows when they were counted
         self._averages: tuple[int, float] | None = None  # rows, mean tokens per row
-        self._lengths = np.zeros(0, dtype=np.uint32)  # tokens per row, by rowid; 0: not read
+        # Tokens per row: sorted rowids and their lengths (see `lengths`); None: not read.
+        self._length_ids: np.ndarray | None = None
+        self._length_values = np.zeros(0, dtype=np.uint32)
         self._lock = threading.Lock()
 
     def _new_generation(self, db: sqlite3.Connection, generation: int) -> None:
@@ -240,20 +242,21 @@ class TermCounts:
         """The length in tokens of each of these rows, as bm25() reads it (FTS5's docsize
         record), remembered by rowid. A row's length never changes while its id lives, and
         the store never gives a passage an id another one had (index/sqlite_schema.py,
-        PASSAGE_ID_HIGH), so a remembered length is valid at every generation."""
+        PASSAGE_ID_HIGH), so a remembered length is valid at every generation.
+
+        Every row's is read in one scan at the first search; a row added since, when first
+        met. They are kept as sorted (id, length) arrays, 12 bytes a row, not an array
+        indexed by id: ids only grow (each update of an article numbers its passages anew),
+        so that one would grow with every passage ever written. Read again in one scan once
+        the rows remembered are more than twice those the index holds."""
         if not ids.size:
             return np.zeros(0, dtype=np.uint32)
         with self._lock:
-            if not self._lengths.size:  # the first search: every row's, in one scan
-                found, sizes = _all_lengths(db)
-                self._lengths = np.zeros(int(found.max(initial=0)) + 1, np.uint32)
-                self._lengths[found] = sizes
-            if int(ids.max()) >= len(self._lengths):
-                grown = np.zeros(max(int(ids.max()) + 1, 2 * len(self._lengths)), np.uint32)
-                grown[: len(self._lengths)] = self._lengths
-                self._lengths = grown
-            lengths = self._lengths[ids]
-        missing = ids[lengths == 0]
+            rows = self._averages[0] if self._averages is not None else 0
+            if self._length_ids is None or len(self._length_ids) > 2 * rows + 10_000:
+                self._length_ids, self._length_values = _all_lengths(db)
+            lengths, known = _looked_up(self._length_ids, self._length_values, ids)
+        missing = ids[~known]
         if missing.size:
             read = db.execute(
                 "SELECT id, sz FROM passages_fts_docsize "
@@ -263,9 +266,25 @@ class TermCounts:
             found = np.array([r[0] for r in read], dtype=np.int64)
             sizes = np.array([_first_varint(r[1]) for r in read], dtype=np.uint32)
             with self._lock:
-                self._lengths[found] = sizes
-                lengths = self._lengths[ids]
+                assert self._length_ids is not None
+                merged = np.concatenate([self._length_ids, found])
+                order = np.argsort(merged, kind="stable")  # new ids are mostly the largest
+                self._length_ids = merged[order]
+                self._length_values = np.concatenate([self._length_values, sizes])[order]
+                lengths, _ = _looked_up(self._length_ids, self._length_values, ids)
         return lengths
+
+
+def _looked_up(
+    keys: np.ndarray, values: np.ndarray, ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The values of these ids in sorted (keys, values), 0 for an id not there, and a mask
+    of those found."""
+    if not len(keys):
+        return np.zeros(len(ids), dtype=np.uint32), np.zeros(len(ids), dtype=bool)
+    at = np.minimum(np.searchsorted(keys, ids), len(keys) - 1)
+    known = keys[at] == ids
+    return np.where(known, values[at], 0).astype(np.uint32), known
 
 
 def _all_lengths(db: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
@@ -287,6 +306,9 @@ def _all_lengths(db: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
         rows = db.execute("SELECT id, sz FROM passages_fts_docsize").fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         lengths = np.array([_first_varint(r[1]) for r in rows], dtype=np.uint32)
+    if (np.diff(ids) < 0).any():  # a rowid table scans in order; not relied on
+        order = np.argsort(ids)
+        ids, lengths = ids[order], lengths[order]
     return ids, lengths
 
 
