@@ -515,9 +515,10 @@ def _bm25_of_instances(
     the doclist, once per row through the SQL engine: at 1M passages ~20 ms for the ~12k
     rows a question's words match within the budget, where reading the places and scoring
     them with numpy costs a quarter of that. The same scores, bit for bit (bench/lexical.py
-    checks it on every question of every size); None, for FTS5 to score, when a word is several tokens (a phrase) or the words' rows
-    exceed the budget (the rarest word alone can), or inside a write transaction: FTS5
-    writes the row count and mean length it reads (its averages record) at commit."""
+    checks it on every question of every size). None, for FTS5 to score, when a word is
+    several tokens (a phrase), the words' rows exceed the budget (the rarest word alone
+    can), or inside a write transaction: FTS5 writes the row count and mean length it
+    reads (its averages record) at commit."""
     if db.in_transaction:
         return None
     tokens = []
