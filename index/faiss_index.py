@@ -406,10 +406,17 @@ class FaissVectors:
         hashes = self._source._passage_text_hashes(list(ids))
         keys = {pid: text_key(digest) for pid, digest in hashes.items()}
         scores: dict[int, float] = {}
+        if not keys:
+            return scores
         with self._secondary_lock:
+            try:  # all at once (one call, not one per passage)
+                found = index.reconstruct_batch(np.fromiter(keys.values(), np.int64, len(keys)))
+                return {pid: float(vector @ query) for pid, vector in zip(keys, found, strict=True)}
+            except RuntimeError:  # one is not in the index (a write since it was updated)
+                pass
             for pid, key in keys.items():
                 try:
                     scores[pid] = float(index.reconstruct(key) @ query)
-                except RuntimeError:  # not in the index (a write since it was updated)
+                except RuntimeError:
                     continue
         return scores
