@@ -251,6 +251,9 @@ class TermCounts:
         the rows remembered are more than twice those the index holds."""
         if not ids.size:
             return np.zeros(0, dtype=np.uint32)
+        if db.in_transaction:  # rows of a write that may yet roll back (and its ids be reused)
+            found, sizes = _read_lengths(db, ids)
+            return _looked_up(*_sorted(found, sizes), ids)[0]
         with self._lock:
             rows = self._averages[0] if self._averages is not None else 0
             if self._length_ids is None or len(self._length_ids) > 2 * rows + 10_000:
@@ -258,21 +261,30 @@ class TermCounts:
             lengths, known = _looked_up(self._length_ids, self._length_values, ids)
         missing = ids[~known]
         if missing.size:
-            read = db.execute(
-                "SELECT id, sz FROM passages_fts_docsize "
-                "WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(missing.tolist()),),
-            ).fetchall()
-            found = np.array([r[0] for r in read], dtype=np.int64)
-            sizes = np.array([_first_varint(r[1]) for r in read], dtype=np.uint32)
+            found, sizes = _read_lengths(db, missing)
             with self._lock:
                 assert self._length_ids is not None
-                merged = np.concatenate([self._length_ids, found])
-                order = np.argsort(merged, kind="stable")  # new ids are mostly the largest
-                self._length_ids = merged[order]
-                self._length_values = np.concatenate([self._length_values, sizes])[order]
+                self._length_ids, self._length_values = _sorted(
+                    np.concatenate([self._length_ids, found]),
+                    np.concatenate([self._length_values, sizes]),
+                )
                 lengths, _ = _looked_up(self._length_ids, self._length_values, ids)
         return lengths
+
+
+def _read_lengths(db: sqlite3.Connection, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of these rows the docsize table holds, and their lengths in tokens."""
+    read = db.execute(
+        "SELECT id, sz FROM passages_fts_docsize WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids.tolist()),),
+    ).fetchall()
+    found = np.array([r[0] for r in read], dtype=np.int64)
+    return found, np.array([_first_varint(r[1]) for r in read], dtype=np.uint32)
+
+
+def _sorted(ids: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(ids, kind="stable")
+    return ids[order], values[order]
 
 
 def _looked_up(
@@ -307,8 +319,7 @@ def _all_lengths(db: sqlite3.Connection) -> tuple[np.ndarray, np.ndarray]:
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         lengths = np.array([_first_varint(r[1]) for r in rows], dtype=np.uint32)
     if (np.diff(ids) < 0).any():  # a rowid table scans in order; not relied on
-        order = np.argsort(ids)
-        ids, lengths = ids[order], lengths[order]
+        ids, lengths = _sorted(ids, lengths)
     return ids, lengths
 
 
@@ -441,17 +452,12 @@ def _with_words(
     ids = [pid for pid, _ in rows]
     marks = ",".join("?" * len(ids))
     bodies = dict(db.execute(f"SELECT rowid, body FROM passages_fts WHERE rowid IN ({marks})", ids))
-    lengths = {
-        int(pid): _varints(size)[0]
-        for pid, size in db.execute(
-            f"SELECT id, sz FROM passages_fts_docsize WHERE id IN ({marks})", ids
-        )
-    }
+    lengths = counts.lengths(db, np.array(ids, dtype=np.int64)).tolist()
     rescored = []
     wanted = tuple(token for token, _ in weights)
-    for pid, score in rows:
+    for (pid, score), length in zip(rows, lengths, strict=True):
         held_tokens = token_counts(bodies.get(pid, ""), wanted) if wanted else Counter()
-        norm = K1 * (1 - B + B * lengths.get(pid, 0) / mean_length)
+        norm = K1 * (1 - B + B * length / mean_length)
         for token, idf in weights:
             tf = held_tokens[token]
             if tf:
