@@ -77,6 +77,31 @@ def _pooling_mode(config: dict[str, Any]) -> str:
     )
 
 
+def open_session(onnx_path: Path, optimised_copy: Path | None = None) -> Any:
+    """An onnxruntime session on one thread (the encoder runs one per core), its threads not
+    spinning; `optimised_copy`: where to write the graph as onnxruntime will run it."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Spinning threads burn the cores that the bot's other work (and other processes) need.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    if optimised_copy is not None:
+        options.optimized_model_filepath = str(optimised_copy)
+    # Nor may onnxruntime fuse each residual Add and its LayerNormalization back into
+    # SkipLayerNormalization at load (onnx_export.export_fp32 says why): ~30% of a text's
+    # run on one thread.
+    return ort.InferenceSession(
+        str(onnx_path),
+        options,
+        providers=["CPUExecutionProvider"],
+        disabled_optimizers=["SkipLayerNormFusion"],
+    )
+
+
 def _json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -93,8 +118,6 @@ class OnnxEncoder:
     a run per core keeps every core busy."""
 
     def __init__(self, onnx_path: Path, folder: Path, threads: int) -> None:
-        import onnxruntime as ort
-
         self.layout = read_layout(folder)
         # One tokenizer, never truncating: it counts tokens, and `token_ids` truncates as
         # the folder's own truncation would. (A 250k-word tokenizer takes ~290 MB; a second,
@@ -104,16 +127,7 @@ class OnnxEncoder:
         tokenizer.no_padding()
         self.tokenizer = tokenizer
         self._specials = tokenizer.num_special_tokens_to_add(is_pair=False)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # Spinning threads burn the cores that the bot's other work (and other processes) need.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.log_severity_level = 3
-        self.session = ort.InferenceSession(
-            str(onnx_path), options, providers=["CPUExecutionProvider"]
-        )
+        self.session = open_session(onnx_path)
         self._inputs = {i.name for i in self.session.get_inputs()}
         self.workers = max(1, threads)
         self._pool: ThreadPoolExecutor | None = None
