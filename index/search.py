@@ -299,12 +299,15 @@ class Retriever:
         """Each candidate's best-sentence cosine, standardised over the best POOL of them. A
         passage whose sentences were never embedded counts its own cosine instead."""
         ids = list(candidates)
-        vectors = self.store.sentence_vectors(ids)
-        best = np.array(
-            [float((vectors[p] @ vector).max()) if p in vectors else cosine[p] for p in ids]
-        )
-        if not len(best):
+        if not ids:
             return {}
+        vectors = self.store.sentence_vectors(ids)
+        best = np.array([cosine[p] for p in ids])
+        embedded = [n for n, p in enumerate(ids) if p in vectors and len(vectors[p])]
+        if embedded:  # one product for every sentence, then each passage's best
+            rows = [vectors[ids[n]] for n in embedded]
+            starts = np.cumsum([0] + [len(r) for r in rows[:-1]])
+            best[embedded] = np.maximum.reduceat(np.concatenate(rows) @ vector, starts)
         top = np.sort(best)[::-1][:POOL]
         mean, std = float(top.mean()), float(top.std()) or 1.0
         return dict(zip(ids, ((best - mean) / std).tolist(), strict=True))

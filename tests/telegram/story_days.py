@@ -90,13 +90,17 @@ OTHER_NEWS = [
         "Friday after a tense final round against his Indian rival. The tournament drew two "
         "hundred players from sixty countries to the Uzbek city.",
     ),
+    # Unrelated, French, inside the timelines' dates. Any French text comes close to the
+    # answer floor (0.43) for a short French topic ("l'éruption en Islande"): this one's
+    # evidence is 0.421-0.423 on int8 and fp32. An earlier text sat at 0.427-0.430, on the
+    # floor within int8's rounding, and was listed or not by the export's rounding alone.
     _record(
         "baguette",
         "Le prix de la baguette augmente à Lyon",
         "2024-07-15",
-        "Les boulangers lyonnais ont relevé cette semaine le prix de la baguette de dix "
-        "centimes, invoquant la hausse du coût de la farine et de l'électricité. La baguette "
-        "tradition se vend désormais un euro quarante dans la plupart des quartiers.",
+        "Les boulangers de Lyon vendent depuis lundi la baguette dix centimes plus cher, à "
+        "cause du prix de la farine. La tradition coûte désormais un euro quarante dans la "
+        "plupart des boulangeries.",
         lang="fr",
         source="Presse Lyon",
     ),

@@ -37,12 +37,15 @@ NO_DAILY = "No daily digest here: /digest daily 08:00 sets one."
 NO_TOPICS = "This chat follows no topic, so I have nothing to digest."
 FIRST = "📰 Digest: 5 stories on this chat's topics in the last 24 hours (this chat's first"
 FIRST_ANY = re.compile(r"📰 Digest: \d+ stories on this chat's topics in the last 24 hours")
+# A story of its own: its lead is 0.91 (cosine) from its nearest report, well under
+# STORY_SIMILARITY on every backend. (An earlier text was 0.953 from the undated
+# "residents return home" report under fp32, i.e. the same story by the store's rule.)
 HARBOUR = _record(
     "iceland-harbour",
     "Grindavik harbour reopens after the eruption",
     "2024-07-28",
-    "The fishing harbour of Grindavik reopened on Sunday, weeks after the volcanic eruption "
-    "on the Reykjanes peninsula forced the town's evacuation, Iceland's coast guard said.",
+    "Trawlers landed their first catch of cod in Grindavik on Sunday, weeks after the volcanic "
+    "eruption on the Reykjanes peninsula closed the fishing port, Iceland's coast guard said.",
 )
 ASH = _record(
     "iceland-ash",
@@ -251,6 +254,9 @@ VOLCANOES = [
 ]
 
 
+VOLCANO_TOPIC = "volcanoes erupting and covering towns in ash"
+
+
 def long_eruption(n: int, volcano: str, region: str, town: str) -> dict[str, Any]:
     """An eruption report whose lead is one long sentence (months apart: separate stories)."""
     lead = (
@@ -283,7 +289,9 @@ def test_a_long_digest_is_split_between_stories_within_telegrams_limit(
 
     async def scenario() -> None:
         async with running_bot(fake_api, engine, **NO_ROUNDS):
-            await ask(fake_api, chat, eva, "/subscribe volcanoes erupting around the world")
+            # Each report clears the small-index similarity (0.835) for this topic by 0.027 or
+            # more on every backend: this test is about splitting, not the threshold.
+            await ask(fake_api, chat, eva, f"/subscribe {VOLCANO_TOPIC}")
             await ask(fake_api, chat, eva, "/digest")  # the stories indexed so far
             await asyncio.to_thread(engine.add_articles, [article_from_record(r) for r in reports])
             asked = fake_api.user_says(chat, eva, "/digest")
