@@ -198,6 +198,11 @@ def migrate(db: sqlite3.Connection, directory: Path, dim: int) -> None:
     # v6: what a question or a filter reads of an article besides its text, in an index of
     # its own: an article row is mostly text (overflow pages to walk).
     db.execute("CREATE INDEX IF NOT EXISTS articles_meta ON articles(id, lang, date, source)")
+    # Each passage's article, by passage id, in an index of its own: a question asks it of
+    # ~400 passages (their languages), and a passage row is mostly text, each on a page of
+    # its own. 400 random passages of 300k: 14-17 ms of CPU through the rows (pages read
+    # from the OS cache), 1.1 ms through this index. Built once (300k passages: 9 s).
+    db.execute("CREATE INDEX IF NOT EXISTS passages_article_of ON passages(id, article_id)")
     # v3: full-text index of passages (kept in step by triggers); filled for older stores.
     db.executescript(FTS_SCHEMA)
     if is_empty(db, "passages_fts") and not is_empty(db, "passages"):

@@ -107,15 +107,10 @@ class Store(StoreBase):
         self._term_counts = TermCounts()  # words' passage counts, for the BM25 row budget
         self._migrate()
         self._check_model()
-        # Read what a question needs of articles through that index (not the rows) where it
-        # exists: a store on a full disk may be served read-only before it could be made.
-        self._articles_meta = (
-            "INDEXED BY articles_meta"
-            if self._db.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'articles_meta'"
-            ).fetchone()
-            else ""
-        )
+        # Read what a question needs of articles and passages through these indexes (not
+        # the rows) where they exist.
+        self._articles_meta = self._indexed_by("articles_meta")
+        self._article_of = self._indexed_by("passages_article_of")
         self._inode = (self.directory / DB_NAME).stat().st_ino
         self.vectors = FaissVectors(self, self.directory, dim, self.lock_path)
 
@@ -533,6 +528,14 @@ class Store(StoreBase):
             self._db, question, k, self._term_counts, self.generation, among=among
         )
 
+    def _indexed_by(self, index: str) -> str:
+        """ "INDEXED BY index" where the store has it, else nothing (a store on a full disk
+        may be served read-only before its indexes could be made)."""
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (index,)
+        ).fetchone()
+        return f"INDEXED BY {index}" if found else ""
+
     def passage_languages(self, ids: Sequence[int]) -> dict[int, str | None]:
         """The language of each passage's article, by passage id."""
         if not ids:
@@ -540,7 +543,8 @@ class Store(StoreBase):
         return {
             int(r[0]): r[1]
             for r in self._db.execute(
-                f"SELECT p.id, a.lang FROM passages p JOIN articles a {self._articles_meta} "
+                f"SELECT p.id, a.lang FROM passages p {self._article_of} "
+                f"JOIN articles a {self._articles_meta} "
                 f"ON a.id = p.article_id WHERE p.id IN ({','.join('?' * len(ids))})",
                 list(ids),
             )

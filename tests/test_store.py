@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from collections.abc import Sequence
@@ -464,3 +465,34 @@ def test_a_passage_id_is_never_given_again_and_bm25_reads_the_new_lengths(
     reopened = Store(tmp_path, embedder.model_id, embedder.dim)
     assert reopened._meta(PASSAGE_ID_HIGH) == str(high)
     reopened.close()
+
+
+def test_a_passages_language_is_read_through_indexes_not_rows(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder
+) -> None:
+    """A question asks the language of ~400 passages: read from the passage -> article
+    index and the articles' meta index, never from a passage or article row (mostly text,
+    a page each: 400 random passages of 300k cost 14-17 ms that way, 1.1 ms this way)."""
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    english = dataclasses.replace(_other_articles(1)[0], lang="en")
+    french = Article(
+        title="Tempête en Bretagne",
+        text="Une tempête a frappé la côte bretonne. Des milliers de foyers sont privés "
+        "d'électricité.",
+        source="Test",
+        date="2024-01-03",
+        lang="fr",
+    )
+    store.add_articles([english, french], embedder)
+    ids = {p.id: "en" for p in store.article_passages(english.id)[0]}
+    ids |= {p.id: "fr" for p in store.article_passages(french.id)[0]}
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    try:
+        assert store.passage_languages(sorted(ids)) == ids
+    finally:
+        store._db.set_trace_callback(None)
+    (asked,) = [s for s in statements if "a.lang" in s]
+    plan = [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + asked)]
+    assert len(plan) == 2 and all("USING COVERING INDEX" in step for step in plan), plan
+    store.close()
