@@ -15,6 +15,7 @@ import os
 import struct
 import tempfile
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,17 +52,26 @@ class CacheError(RuntimeError):
 # already takes ~10 ms a question, of 1M ~100 ms (bench/scale.py). Below it the index stays
 # exact, so small stores (every quality bench) rank exactly as before.
 ANN_MIN_VECTORS = 200_000
-# IVF: about sqrt(n) lists (a power of two), trained on this many vectors a list, and this
-# share of the lists searched (recall@10 vs exact in bench/scale.py). Retrained when the
-# index has grown to want RETRAIN_GROWTH times more lists than it was trained with.
-# Probes are decided at each search (`probes`), so a stored index follows this setting.
-# 100k synthetic passages (bench/scale.py), 256 lists, recall@10 / @100 vs exact and CPU a
-# search: 1/16 0.747 / 0.683, 0.46 ms; 1/8 0.890 / 0.823, 0.80 ms; 1/4 0.963 / 0.928,
-# 1.63 ms; 1/2 0.997 / 0.987, 2.91 ms (exact: 7.1 ms).
+# IVF: about LISTS_PER_ROOT * sqrt(n) lists (a power of two), trained on this many vectors a
+# list, and this share of the lists searched, at least MIN_PROBES of them (recall@10 vs
+# exact in bench/scale.py). Retrained when the index has grown to want RETRAIN_GROWTH times
+# more lists than it was trained with. Probes are decided at each search (`probes`), so a
+# stored index follows this setting.
+# 1M synthetic passages (bench/scale.py vectors), one question on one core, recall@10 vs
+# exact and CPU a search (2026-12-04):
+#   e5 (half floats), 1,024 lists: 1/8 0.932, 13.9 ms; 1/16 0.868, 7.1 ms
+#   e5, 4,096 lists:              1/8 0.975, 10.6 ms; 1/16 0.927, 5.5 ms; 1/32 0.870, 2.9 ms
+#   USE (8-bit), 1,024 lists:     1/8 0.953, 12.7 ms; 1/16 0.922, 6.3 ms
+#   USE, 4,096 lists:             1/8 0.975, 12.8 ms; 1/16 0.970, 6.7 ms; 1/32 0.968, 3.6 ms
+# So four times sqrt(n) lists, a sixteenth of them probed: the recall of the old 1/8 of
+# sqrt(n) lists at less than half the scan. (Until 2026-12-04: sqrt(n) lists, 1/8 probed,
+# retrained at 4x growth, so a store grown from 200k to 1M passages kept 512 lists.) Below
+# ~500k vectors MIN_PROBES is the larger: 1/8 of 2,048 lists at 200k-500k.
+LISTS_PER_ROOT = 4
 TRAIN_PER_LIST = 48
-PROBE_SHARE = 1 / 8
-MIN_PROBES = 16
-RETRAIN_GROWTH = 4
+PROBE_SHARE = 1 / 16
+MIN_PROBES = 256
+RETRAIN_GROWTH = 2
 
 
 def new_index(dim: int) -> faiss.Index:
@@ -90,30 +100,33 @@ def index_for(ids: np.ndarray, vectors: np.ndarray, dim: int, compact: bool = Fa
     """The index of these vectors: exact below ANN_MIN_VECTORS, IVF from there on (with
     `compact`, its vectors kept as 8-bit codes: a quarter of the memory, for a signal that
     only nudges the ranking, like the second model's)."""
-    exact = len(ids) < ANN_MIN_VECTORS
-    index = new_index(dim) if exact else _trained_ivf(vectors, dim, compact)
+    if len(ids) < ANN_MIN_VECTORS:
+        index = new_index(dim)
+    else:
+        wanted = min(len(ids), lists_for(len(ids)) * TRAIN_PER_LIST)
+        sample = np.sort(np.random.default_rng(0).choice(len(ids), wanted, replace=False))
+        index = _trained_ivf(vectors[sample], len(ids), dim, compact)
     if len(ids):
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
     return index
 
 
 def lists_for(count: int) -> int:
-    """IVF lists for `count` vectors: the power of two nearest sqrt(count)."""
-    return int(2 ** round(np.log2(max(count, 1)) / 2))
+    """IVF lists for `count` vectors: the power of two nearest LISTS_PER_ROOT * sqrt(count)."""
+    return int(2 ** round(np.log2(LISTS_PER_ROOT * np.sqrt(max(count, 1)))))
 
 
-def _trained_ivf(vectors: np.ndarray, dim: int, compact: bool) -> faiss.Index:
-    """An IVF index trained on a sample of `vectors`. Its codes are half floats: the e5
-    vectors are stored as float16 in SQLite (store_base.stored_precision), so these codes are
-    the very same numbers in half the memory of float32 (1M passages: 1.5 GB -> 0.77 GB);
-    `compact`: 8-bit codes."""
-    nlist = lists_for(len(vectors))
+def _trained_ivf(sample: np.ndarray, count: int, dim: int, compact: bool) -> faiss.Index:
+    """An empty IVF index for `count` vectors, trained on `sample` of them. Its codes are
+    half floats: the e5 vectors are stored as float16 in SQLite (store_base.stored_precision),
+    so these codes are the very same numbers in half the memory of float32 (1M passages:
+    1.5 GB -> 0.77 GB); `compact`: 8-bit codes."""
     codes = "SQ8" if compact else "SQfp16"
-    index: Any = faiss.index_factory(dim, f"IVF{nlist},{codes}", faiss.METRIC_INNER_PRODUCT)
+    index: Any = faiss.index_factory(
+        dim, f"IVF{lists_for(count)},{codes}", faiss.METRIC_INNER_PRODUCT
+    )
     index.by_residual = False  # codes of the vectors themselves: decodable on their own
-    rng = np.random.default_rng(0)
-    sample = rng.choice(len(vectors), min(len(vectors), nlist * TRAIN_PER_LIST), replace=False)
-    index.train(np.ascontiguousarray(vectors[np.sort(sample)], dtype=np.float32))
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
     # A hash table from id to list entry: `reconstruct` and `remove_ids` by passage id.
     index.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]
     index.nprobe = probes(index)
@@ -141,37 +154,72 @@ def is_approximate(index: faiss.Index) -> bool:
 
 def resized(index: Any, dim: int, compact: bool = False) -> faiss.Index | None:
     """The index a write should switch to: IVF once an exact one reaches ANN_MIN_VECTORS,
-    retrained once an IVF has outgrown its lists; None to keep this one."""
+    retrained once an IVF has outgrown its lists; None to keep this one. The vectors move
+    a block at a time (`stored_blocks`): at 1M passages a float32 copy of them all would
+    add 1.5 GB (e5) or 2 GB (USE) to the process while it writes."""
+    count = index.ntotal
     if is_approximate(index):
-        if lists_for(index.ntotal) < RETRAIN_GROWTH * index.nlist:
+        if lists_for(count) < RETRAIN_GROWTH * index.nlist:
             return None
-    elif index.ntotal < ANN_MIN_VECTORS:
+    elif count < ANN_MIN_VECTORS:
         return None
-    ids, vectors = stored_vectors(index, dim)
-    return index_for(ids, vectors, dim, compact)
+    if count < ANN_MIN_VECTORS:  # an IVF that shrank a lot and then grew again
+        replacement = new_index(dim)
+    else:
+        share = min(count, lists_for(count) * TRAIN_PER_LIST) / count
+        rng = np.random.default_rng(0)
+        sample = np.vstack(
+            [vectors[rng.random(len(vectors)) < share] for _, vectors in stored_blocks(index, dim)]
+        )
+        replacement = _trained_ivf(sample, count, dim, compact)
+        del sample
+    for ids, vectors in stored_blocks(index, dim):
+        replacement.add_with_ids(vectors, ids)
+    return replacement
+
+
+def stored_blocks(
+    index: Any, dim: int, block: int = 1 << 16
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Every (id, vector) an index holds, as float32 copies of about `block` rows at a time."""
+    if not is_approximate(index):
+        every = stored_ids(index)
+        flat: Any = faiss.downcast_index(index.index)
+        for start in range(0, len(every), block):
+            count = min(block, len(every) - start)
+            yield (
+                every[start : start + count],
+                np.asarray(flat.reconstruct_n(start, count), dtype=np.float32),
+            )
+        return
+    lists = index.invlists
+    ids: list[np.ndarray] = []
+    vectors: list[np.ndarray] = []
+    held = 0
+    for n in range(index.nlist):
+        size = lists.list_size(n)
+        if not size:
+            continue
+        ids.append(faiss.rev_swig_ptr(lists.get_ids(n), size).copy())
+        codes = faiss.rev_swig_ptr(lists.get_codes(n), size * index.code_size).copy()
+        if isinstance(index, faiss.IndexIVFScalarQuantizer):
+            vectors.append(index.sq.decode(codes.reshape(size, index.code_size)))
+        else:
+            vectors.append(codes.view(np.float32).reshape(size, dim))
+        held += size
+        if held >= block:
+            yield np.concatenate(ids), np.vstack(vectors)
+            ids, vectors, held = [], [], 0
+    if ids:
+        yield np.concatenate(ids), np.vstack(vectors)
 
 
 def stored_vectors(index: Any, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Every (id, vector) an index holds (copies)."""
-    if is_approximate(index):
-        lists = index.invlists
-        ids, vectors = [], []
-        for n in range(index.nlist):
-            size = lists.list_size(n)
-            if size:
-                ids.append(faiss.rev_swig_ptr(lists.get_ids(n), size).copy())
-                codes = faiss.rev_swig_ptr(lists.get_codes(n), size * index.code_size).copy()
-                if isinstance(index, faiss.IndexIVFScalarQuantizer):
-                    vectors.append(index.sq.decode(codes.reshape(size, index.code_size)))
-                else:
-                    vectors.append(codes.view(np.float32).reshape(size, dim))
-        if not ids:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
-        return np.concatenate(ids), np.vstack(vectors)
-    flat: Any = faiss.downcast_index(index.index)
-    if not index.ntotal:
-        return stored_ids(index), np.zeros((0, dim), dtype=np.float32)
-    return stored_ids(index), np.asarray(flat.reconstruct_n(0, index.ntotal), dtype=np.float32)
+    blocks = list(stored_blocks(index, dim))
+    if not blocks:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, dim), dtype=np.float32)
+    return np.concatenate([b[0] for b in blocks]), np.vstack([b[1] for b in blocks])
 
 
 def stored_ids(index: Any) -> np.ndarray:

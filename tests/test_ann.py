@@ -26,8 +26,9 @@ QUESTIONS = [
 
 @pytest.fixture
 def approximate(monkeypatch: pytest.MonkeyPatch) -> None:
-    """IVF from 40 vectors on, one list probed: a search that misses lists shows."""
+    """IVF from 40 vectors on, sqrt(n) lists, one probed: a search that misses lists shows."""
     monkeypatch.setattr(faiss_cache, "ANN_MIN_VECTORS", 40)
+    monkeypatch.setattr(faiss_cache, "LISTS_PER_ROOT", 1)
     monkeypatch.setattr(faiss_cache, "MIN_PROBES", 1)
     monkeypatch.setattr(faiss_cache, "PROBE_SHARE", 0.0)
 
@@ -230,3 +231,31 @@ def test_the_exact_index_holds_half_floats_and_reads_a_float32_one_as_such(
     assert not cache.outdated and cache.snapshot.stat().st_size < 0.6 * before
     reread = faiss_cache.FaissCache(tmp_path, 384).load()
     assert reread.generation == 8 and reread.index.ntotal == 501
+
+
+def test_lists_grow_with_the_index_and_an_outgrown_one_is_retrained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four times sqrt(n) lists, a sixteenth probed but at least 256 (bench/scale.py: the
+    recall of 1/8 of sqrt(n) lists at half the scan); an index trained when it was a
+    quarter of its size (half its lists) is retrained by the next write, keeping every
+    vector."""
+    assert faiss_cache.lists_for(1_000_000) == 4096
+    assert faiss_cache.lists_for(200_000) == 2048
+    monkeypatch.setattr(faiss_cache, "ANN_MIN_VECTORS", 1000)
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_normal((3000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ids = np.arange(100, 3100, dtype=np.int64)
+    small = faiss.index_factory(16, "IVF8,SQfp16", faiss.METRIC_INNER_PRODUCT)
+    small.by_residual = False
+    small.train(vectors[:800])
+    small.set_direct_map_type(faiss.DirectMap.Hashtable)
+    small.add_with_ids(vectors, ids)
+    grown = faiss_cache.resized(small, 16)
+    assert grown is not None and grown.nlist == faiss_cache.lists_for(3000) == 256
+    assert faiss_cache.probes(grown) == 256  # every list of so small an index
+    kept, held = faiss_cache.stored_vectors(grown, 16)
+    assert sorted(kept.tolist()) == ids.tolist()
+    np.testing.assert_allclose(held[np.argsort(kept)], vectors, atol=1e-3)
+    assert faiss_cache.resized(grown, 16) is None  # trained for its size: kept

@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from index import faiss_cache
+from index import faiss_cache, sqlite_schema
 from index import store as store_module
 from index.articles import Article, load_articles
 from index.faiss_cache import SNAPSHOT_NAME as FAISS_NAME
@@ -495,4 +496,23 @@ def test_a_passages_language_is_read_through_indexes_not_rows(  # type: ignore[n
     (asked,) = [s for s in statements if "a.lang" in s]
     plan = [row[3] for row in store._db.execute("EXPLAIN QUERY PLAN " + asked)]
     assert len(plan) == 2 and all("USING COVERING INDEX" in step for step in plan), plan
+    store.close()
+
+
+def test_every_connection_keeps_a_larger_page_cache(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder
+) -> None:
+    """SQLite's default 2 MB cache lets a big store's inner B-tree pages go between a
+    question's row reads (bench/scale.py: twice the read calls at 100k passages); each
+    connection, the reader threads' too, asks for sqlite_schema.CACHE_KIB."""
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    assert store._db.execute("PRAGMA cache_size").fetchone()[0] == -sqlite_schema.CACHE_KIB
+    other: list[int] = []
+    thread = threading.Thread(
+        target=lambda: other.append(store._db.execute("PRAGMA cache_size").fetchone()[0])
+    )
+    thread.start()
+    thread.join()
+    assert other == [-sqlite_schema.CACHE_KIB]
+    assert sqlite_schema.CACHE_KIB >= 16_384
     store.close()
