@@ -417,13 +417,23 @@ def token_counts(text: str, tokens: tuple[str, ...]) -> Counter[str]:
     over the text for words that fold to them, instead of folding the whole text. (A word
     right after a lone combining mark counts as a word of its own here.)"""
     lowered = text.lower()
-    marked = not lowered.isascii() and _any_mark().search(lowered) is not None
+    marked = not lowered.isascii() and has_mark(lowered)
     return Counter(map(fold, _words_pattern(tokens, marked).findall(lowered)))
 
 
+def has_mark(text: str) -> bool:
+    """Whether a text holds a combining mark fold() drops. Every such mark is past U+02FF,
+    so only the characters past it are looked up (a French text: a few accented letters;
+    200 news texts, 2.3 KB each: 0.4 ms, where a search with the marks' class took 16)."""
+    return not _mark_set().isdisjoint(_PAST_SPACING_MODIFIERS.findall(text))
+
+
+_PAST_SPACING_MODIFIERS = re.compile("[^\x00-\u02ff]")
+
+
 @functools.cache
-def _any_mark() -> re.Pattern[str]:
-    return re.compile(_marks())
+def _mark_set() -> frozenset[str]:
+    return frozenset(map(chr, _diacritics()))
 
 
 @functools.cache

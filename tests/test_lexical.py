@@ -6,6 +6,7 @@ import sqlite3
 
 import numpy as np
 
+from index import lexical
 from index.lexical import FTS_SCHEMA, ROW_BUDGET, TermCounts, lexical_search
 
 QUESTION = "What did the Ministère say Kowalczyk announced about the harbour?"
@@ -194,3 +195,13 @@ def test_every_rows_length_is_read_in_one_scan_as_fts5_records_it() -> None:
     db.execute("INSERT INTO passages_fts(rowid, body) VALUES (9, 'harbour walls')")
     db.commit()
     assert counts.lengths(db, np.array([9, 7])).tolist() == [2, 20_000]
+
+
+def test_a_combining_mark_is_found_in_any_script() -> None:
+    """has_mark looks only past U+02FF: true of every mark fold() drops, and it finds one
+    wherever it is (Latin, Hebrew, Devanagari), and none in text without."""
+    assert min(lexical._diacritics()) > 0x2FF
+    marked = ["cafe\u0301 noir", "שָׁלוֹם", "हिंदी समाचार", "x" * 500 + "a\u0308"]
+    plain = ["café noir", "съешь же ещё этих булок", "plain ascii", "日本語のニュース", ""]
+    assert all(lexical.has_mark(text) for text in marked)
+    assert not any(lexical.has_mark(text) for text in plain)
