@@ -712,13 +712,20 @@ class Store(StoreBase):
         passage), for the passages that have one and were cut by today's chunker."""
         if not ids or not self._sentences_current():
             return {}
-        return {
-            int(pid): blob_vectors(blob, self.dim)
+        rows = [
+            (int(pid), blob)
             for pid, blob in self._rows_in(
                 "SELECT passage_id, vectors FROM sentence_vectors WHERE passage_id", ids
             )
             if blob and len(blob) % (2 * self.dim) == 0
-        }
+        ]
+        if not rows:
+            return {}
+        # One conversion for every row, then a view per passage (~300 rows a question:
+        # a conversion each cost ~3 ms more).
+        matrix = blob_vectors(b"".join(blob for _, blob in rows), self.dim)
+        ends = np.cumsum([len(blob) // (2 * self.dim) for _, blob in rows])
+        return dict(zip((pid for pid, _ in rows), np.split(matrix, ends[:-1]), strict=True))
 
     def _recorded_sentences(self, ids: Sequence[int]) -> dict[int, list[str]]:
         """The text hashes of each passage's quotable sentences, as recorded at ingest by
