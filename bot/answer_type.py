@@ -193,7 +193,13 @@ class SentenceFacts:
 def specifics(text: str) -> frozenset[str]:
     """The names and numbers of a text, folded: what stays the same across languages."""
     found = {fold(m.group()) for m in _NAME.finditer(text)}
-    found |= {t for t in (fold(w) for w in _TOKEN.findall(text)) if any(c.isdigit() for c in t)}
+    # A word of letters only folds to no digit (checked for every letter of Unicode), so
+    # only the others are folded and looked through.
+    found |= {
+        t
+        for t in (fold(w) for w in _TOKEN.findall(text) if not w.isalpha())
+        if any(c.isdigit() for c in t)
+    }
     return frozenset(found)
 
 

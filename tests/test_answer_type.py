@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
 from bot.answer_type import (
@@ -13,6 +15,7 @@ from bot.answer_type import (
     PLACE,
     QUANTITY,
     expected_answer_type,
+    fold,
     sentence_facts,
     sentence_types,
     specifics,
@@ -58,3 +61,12 @@ def test_novel_facts_are_what_the_question_did_not_already_say() -> None:
     answers = sentence_facts("Le Piper PA-46 Malibu transportait deux personnes, dont Sala.", asked)
     assert answers.novel > restates.novel
     assert restates.covered > 0
+
+
+def test_a_texts_numbers_are_its_words_with_a_digit() -> None:
+    """specifics folds and looks through only the words that are not all letters: no
+    letter of Unicode folds to a digit, so none is missed."""
+    letters = (chr(c) for c in range(sys.maxunicode + 1) if chr(c).isalpha())
+    assert not [c for c in letters if any(x.isdigit() for x in fold(c))]
+    found = specifics("Le 2e tour a réuni 1,5 million d'électeurs, dit Élodie Durand, ²3.")
+    assert found == {"2e", "1", "5", "23", "elodie", "durand"}
