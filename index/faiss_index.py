@@ -129,7 +129,8 @@ class FaissVectors:
         self.lock_path = lock_path
         self._lock = threading.RLock()  # guards the in-memory e5 index
         self._secondary: dict[str, _SecondaryState] = {}  # second models' indexes, by id
-        self._secondary_lock = threading.RLock()
+        self._secondary_lock = threading.RLock()  # guards their in-memory indexes
+        self._secondary_update = threading.Lock()  # one thread brings them up to date
         remove_stale_temp_files(directory)
         self._cache = FaissCache(directory, dim)
         self._on_disk: Loaded | None = None  # where this process's view of the files stops
@@ -251,8 +252,13 @@ class FaissVectors:
             if matrix is not None:
                 self.index.add_with_ids(matrix, np.array(ids, dtype=np.int64))
             self._loaded_generation = generation
+            index = self.index
+        # An index grown past its lists is trained again outside the lock: questions go on
+        # being answered from the one in memory, which already holds this write (1M
+        # passages: ~75 s on one core). Only this writer changes it (the store's write lock).
+        replacement = resized(index, self.dim)
+        with self._lock:
             try:
-                replacement = resized(self.index, self.dim)
                 if replacement is not None:  # grown past exact search: IVF, a new snapshot
                     self.index = replacement
                     self._cache.save(self.index, generation)
@@ -314,25 +320,46 @@ class FaissVectors:
 
     # --- the second model's index -----------------------------------------------------------
 
-    def secondary_vectors(self, encoder: SecondaryEncoder) -> faiss.Index:
+    def secondary_vectors(self, encoder: SecondaryEncoder, wait: bool = True) -> faiss.Index:
         """The second model's FAISS index of every passage text (ids: `text_key`), brought
         to SQLite's generation. It lives beside the e5 index as its own snapshot + log
         (faiss_cache), so opening reads no passage text and no SQLite vector; after a write
         only the texts added are read (from `secondary_embeddings`, or embedded when never
         seen) and those gone removed. Approximate (IVF, 8-bit codes) from
-        faiss_cache.ANN_MIN_VECTORS texts on."""
+        faiss_cache.ANN_MIN_VECTORS texts on.
+
+        Without `wait` (a question), while another thread brings the index up to date
+        (embedding a poll's texts, or training a grown IVF again: ~1.5 min at 1M passages)
+        the index is searched as it is instead of waited for: a passage it does not hold yet
+        has no second-model score, one removed is not found again (no passage has its key)."""
         with self._secondary_lock:
             state = self._secondary.get(encoder.model_id)
             if state is not None and state.loaded.generation == self._source.generation:
                 return state.loaded.index
+        if not self._secondary_update.acquire(blocking=wait or state is None):
+            assert state is not None
+            return state.loaded.index
+        try:
+            with self._secondary_lock:
+                state = self._secondary.get(encoder.model_id)
+                if state is not None and state.loaded.generation == self._source.generation:
+                    return state.loaded.index
             cache = FaissCache(self.directory, encoder.dim, name=_secondary_name(encoder))
             with lock_file(self.directory / f"{cache.snapshot.name}.lock") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)  # one process writes its files at a time
-                if state is None or not state.persisted or not cache.catch_up(state.loaded):
+                caught_up = False
+                if state is not None and state.persisted:
+                    with self._secondary_lock:  # other processes' records, applied in place
+                        caught_up = cache.catch_up(state.loaded)
+                if not caught_up:
                     state = self._load_secondary(cache)
-                    self._secondary[encoder.model_id] = state
+                    with self._secondary_lock:
+                        self._secondary[encoder.model_id] = state
+                assert state is not None
                 self._update_secondary(encoder, cache, state)
             return state.loaded.index
+        finally:
+            self._secondary_update.release()
 
     def _load_secondary(self, cache: FaissCache) -> _SecondaryState:
         """Its files, else an empty index (to be filled and saved whole)."""
@@ -360,20 +387,26 @@ class FaissVectors:
         new = absent_from(current, np.sort(held))
         added = [h for h, keep in zip(hashes, new.tolist(), strict=True) if keep]
         vectors = self._source._secondary_of(encoder, added)
-        if len(gone):
-            remove_ids(loaded.index, gone)
-        if added:
-            loaded.index.add_with_ids(vectors, current[new])
-        loaded.generation = generation
+        with self._secondary_lock:  # questions search it meanwhile (see secondary_vectors)
+            if len(gone):
+                remove_ids(loaded.index, gone)
+            if added:
+                loaded.index.add_with_ids(vectors, current[new])
+            loaded.generation = generation
         try:
+            # Trained again outside the lock, like the e5 index (FaissVectors.apply).
             replacement = resized(loaded.index, encoder.dim, compact=True)
+            if replacement is not None:
+                with self._secondary_lock:
+                    loaded.index = replacement
             if replacement is not None or not state.persisted:
-                loaded.index = replacement or loaded.index
                 cache.save(loaded.index, generation)
             else:
                 keys = current[new].tolist()
                 cache.append(loaded.index, generation, gone.tolist(), keys, vectors)
-            state.loaded = cache.position(loaded.index, generation)
+            position = cache.position(loaded.index, generation)
+            with self._secondary_lock:
+                state.loaded = position
             state.persisted = True
         except OSError as exc:  # a full disk: serve from memory, save it whole next time
             state.persisted = False
@@ -384,7 +417,7 @@ class FaissVectors:
     ) -> list[tuple[int, float]]:
         """The passages of the k texts most similar to one query under the second model,
         (passage id, cosine), best first."""
-        index = self.secondary_vectors(encoder)
+        index = self.secondary_vectors(encoder, wait=False)
         with self._secondary_lock:
             if index.ntotal == 0:
                 return []
@@ -402,7 +435,7 @@ class FaissVectors:
     ) -> dict[int, float]:
         """The second model's cosine of one query with each of these passages (their
         stored vectors; a passage the index lacks is left out)."""
-        index = self.secondary_vectors(encoder)
+        index = self.secondary_vectors(encoder, wait=False)
         hashes = self._source._passage_text_hashes(list(ids))
         keys = {pid: text_key(digest) for pid, digest in hashes.items()}
         scores: dict[int, float] = {}

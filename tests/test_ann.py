@@ -4,13 +4,14 @@ and reopening still work; and the second model's index kept on disk beside the e
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import faiss
 import numpy as np
 import pytest
 
-from index import faiss_cache
+from index import faiss_cache, faiss_index
 from index.articles import Article, load_articles
 from index.store import Store
 from index.usem import UseEncoder
@@ -259,3 +260,51 @@ def test_lists_grow_with_the_index_and_an_outgrown_one_is_retrained(
     assert sorted(kept.tolist()) == ids.tolist()
     np.testing.assert_allclose(held[np.argsort(kept)], vectors, atol=1e-3)
     assert faiss_cache.resized(grown, 16) is None  # trained for its size: kept
+
+
+def test_questions_are_answered_while_a_grown_index_is_trained_again(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, approximate: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Training a grown IVF again takes ~75 s (e5) and ~90 s (USE) at 1M passages: the
+    writer does it outside the locks searches take, so a question asked meanwhile is
+    answered from the index as it stands, with the write already in it."""
+    articles = _articles()
+    use = UseEncoder()
+    store = Store(tmp_path, embedder.model_id, embedder.dim, embed_quotes=False)
+    store.add_articles(articles[:-1], embedder)
+    store.secondary_vectors(use)
+    assert faiss_cache.is_approximate(store.index)
+    training, answered = threading.Event(), threading.Event()
+    trained_at_all: list[int] = []
+
+    def slow_resized(index: faiss.Index, dim: int, compact: bool = False) -> faiss.Index:
+        trained_at_all.append(dim)
+        training.set()
+        assert answered.wait(30), "no question was answered during the training"
+        answered.clear()
+        return faiss_cache.index_for(*faiss_cache.stored_vectors(index, dim), dim, compact)
+
+    monkeypatch.setattr(faiss_index, "resized", slow_resized)
+    e5_question = embedder.embed_queries([QUESTIONS[3]])
+    use_question = use.embed_queries([QUESTIONS[3]])[0]
+    writer = threading.Thread(
+        target=lambda: (store.add_articles(articles[-1:], embedder), store.secondary_vectors(use))
+    )
+    writer.start()
+    for ask in (
+        lambda: store.search_vectors(e5_question, 3),
+        lambda: store.secondary_search(use, use_question, 3),
+    ):
+        assert training.wait(30)
+        training.clear()
+        found: list[object] = []
+        asking = threading.Thread(target=lambda: found.append(ask()))  # noqa: B023
+        asking.start()
+        asking.join(20)
+        assert found and found[0], "the question waited for the training"
+        answered.set()
+    writer.join(60)
+    assert not writer.is_alive() and trained_at_all == [embedder.dim, use.dim]
+    newest = {p.id for p in store.article_passages(articles[-1].id)[0]}
+    assert newest and store.index.ntotal == store.stats().passages
+    assert store.secondary_vectors(use).ntotal == store.stats().passages
