@@ -63,14 +63,18 @@ ANN_MIN_VECTORS = 200_000
 #   e5, 4,096 lists:              1/8 0.975, 10.6 ms; 1/16 0.927, 5.5 ms; 1/32 0.870, 2.9 ms
 #   USE (8-bit), 1,024 lists:     1/8 0.953, 12.7 ms; 1/16 0.922, 6.3 ms
 #   USE, 4,096 lists:             1/8 0.975, 12.8 ms; 1/16 0.970, 6.7 ms; 1/32 0.968, 3.6 ms
-# So four times sqrt(n) lists, a sixteenth of them probed: the recall of the old 1/8 of
-# sqrt(n) lists at less than half the scan. (Until 2026-12-04: sqrt(n) lists, 1/8 probed,
-# retrained at 4x growth, so a store grown from 200k to 1M passages kept 512 lists.) Below
-# ~500k vectors MIN_PROBES is the larger: 1/8 of 2,048 lists at 200k-500k.
+# So four times sqrt(n) lists, a sixteenth of them probed for e5 and a thirty-second for
+# the second model's 8-bit index (`compact`; its recall holds at fewer lists): the recall of
+# the old 1/8 of sqrt(n) lists at less than half the scan. (Until 2026-12-04: sqrt(n)
+# lists, 1/8 probed, retrained at 4x growth, so a store grown from 200k to 1M passages kept
+# 512 lists.) Below ~500k vectors the minimum is the larger: 1/8 (e5) and 1/16 (USE) of
+# 2,048 lists at 200k-500k (300k: e5 r@10 0.907 at 1/16, USE 0.945 at 1/16).
 LISTS_PER_ROOT = 4
 TRAIN_PER_LIST = 48
 PROBE_SHARE = 1 / 16
 MIN_PROBES = 256
+COMPACT_PROBE_SHARE = 1 / 32
+COMPACT_MIN_PROBES = 128
 RETRAIN_GROWTH = 2
 
 
@@ -134,8 +138,19 @@ def _trained_ivf(sample: np.ndarray, count: int, dim: int, compact: bool) -> fai
 
 
 def probes(index: Any) -> int:
-    """Lists an approximate search visits: PROBE_SHARE of them, at least MIN_PROBES."""
+    """Lists an approximate search visits: PROBE_SHARE of them, at least MIN_PROBES (an
+    index of 8-bit codes: COMPACT_PROBE_SHARE, at least COMPACT_MIN_PROBES)."""
+    if is_compact(index):
+        return min(index.nlist, max(COMPACT_MIN_PROBES, int(index.nlist * COMPACT_PROBE_SHARE)))
     return min(index.nlist, max(MIN_PROBES, int(index.nlist * PROBE_SHARE)))
+
+
+def is_compact(index: Any) -> bool:
+    """An IVF of 8-bit codes (index_for's `compact`: the second model's)."""
+    return (
+        isinstance(index, faiss.IndexIVFScalarQuantizer)
+        and index.sq.qtype == faiss.ScalarQuantizer.QT_8bit
+    )
 
 
 def remove_ids(index: faiss.Index, ids: np.ndarray) -> None:

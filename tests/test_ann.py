@@ -32,6 +32,8 @@ def approximate(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(faiss_cache, "LISTS_PER_ROOT", 1)
     monkeypatch.setattr(faiss_cache, "MIN_PROBES", 1)
     monkeypatch.setattr(faiss_cache, "PROBE_SHARE", 0.0)
+    monkeypatch.setattr(faiss_cache, "COMPACT_MIN_PROBES", 1)
+    monkeypatch.setattr(faiss_cache, "COMPACT_PROBE_SHARE", 0.0)
 
 
 def _articles() -> list[Article]:
@@ -256,6 +258,9 @@ def test_lists_grow_with_the_index_and_an_outgrown_one_is_retrained(
     grown = faiss_cache.resized(small, 16)
     assert grown is not None and grown.nlist == faiss_cache.lists_for(3000) == 256
     assert faiss_cache.probes(grown) == 256  # every list of so small an index
+    e5_like = faiss.index_factory(16, "IVF4096,SQfp16", faiss.METRIC_INNER_PRODUCT)
+    use_like = faiss.index_factory(16, "IVF4096,SQ8", faiss.METRIC_INNER_PRODUCT)
+    assert (faiss_cache.probes(e5_like), faiss_cache.probes(use_like)) == (256, 128)
     kept, held = faiss_cache.stored_vectors(grown, 16)
     assert sorted(kept.tolist()) == ids.tolist()
     np.testing.assert_allclose(held[np.argsort(kept)], vectors, atol=1e-3)
