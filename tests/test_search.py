@@ -11,6 +11,7 @@ import pytest
 
 from bot.config import Settings
 from bot.engine import build_retriever
+from index import search as search_module
 from index.articles import Article
 from index.chunking import quote_spans
 from index.faiss_cache import stored_vectors
@@ -415,4 +416,33 @@ def test_a_headline_counts_its_best_sentence_at_its_share(tmp_path: Path, embedd
     assert ranks(headline, 0.0) != ranks(headline, 1.0)
     question = "Which chemical maker was fined for polluting the Meuse?"
     assert ranks(question, 0.0) == ranks(question, 1.0)
+    store.close()
+
+
+def test_sentences_are_read_only_for_the_candidates_ahead(  # type: ignore[no-untyped-def]
+    tmp_path: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate's sentence vectors are a row read of its own; only the
+    SENTENCE_CANDIDATES ranked first by the other signals are read, and the answering
+    sentence still lifts its passage when it is among them."""
+    store = Store(tmp_path, embedder.model_id, embedder.dim)
+    others = _articles([(f"Other {i}", t) for i, t in enumerate(ELSEWHERE)], "en")
+    store.add_articles([MEUSE, FESTIVAL, *others], embedder)
+    monkeypatch.setattr(search_module, "SENTENCE_CANDIDATES", 2)
+    read: list[list[int]] = []
+    real = store.sentence_vectors
+
+    def recorded(ids):  # type: ignore[no-untyped-def]
+        ids = list(ids)
+        read.append(ids)
+        return real(ids)
+
+    monkeypatch.setattr(store, "sentence_vectors", recorded)
+    question = "Which company was fined for polluting the Meuse?"
+    retriever = Retriever(store, embedder, fusion=Fusion(sentence=0.75))
+    assert _titles(retriever, question)[:2] == [FESTIVAL.title, MEUSE.title]
+    (asked,) = read
+    titles = {p.article.title for p in store.passages(asked).values()}
+    assert len(asked) == 2 and titles == {FESTIVAL.title, MEUSE.title}
+    assert store.stats().passages > 2
     store.close()
