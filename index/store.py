@@ -856,3 +856,5 @@ class Store(StoreBase):
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        if hasattr(self, "vectors"):  # not when opening failed before its indexes were read
+            self.vectors.release()
