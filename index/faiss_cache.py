@@ -107,7 +107,7 @@ def index_for(ids: np.ndarray, vectors: np.ndarray, dim: int, compact: bool = Fa
     if len(ids) < ANN_MIN_VECTORS:
         index = new_index(dim)
     else:
-        wanted = min(len(ids), lists_for(len(ids)) * TRAIN_PER_LIST)
+        wanted = _training_size(len(ids))
         sample = np.sort(np.random.default_rng(0).choice(len(ids), wanted, replace=False))
         index = _trained_ivf(vectors[sample], len(ids), dim, compact)
     if len(ids):
@@ -118,6 +118,11 @@ def index_for(ids: np.ndarray, vectors: np.ndarray, dim: int, compact: bool = Fa
 def lists_for(count: int) -> int:
     """IVF lists for `count` vectors: the power of two nearest LISTS_PER_ROOT * sqrt(count)."""
     return int(2 ** round(np.log2(LISTS_PER_ROOT * np.sqrt(max(count, 1)))))
+
+
+def _training_size(count: int) -> int:
+    """How many of `count` vectors an IVF for them is trained on."""
+    return min(count, lists_for(count) * TRAIN_PER_LIST)
 
 
 def _trained_ivf(sample: np.ndarray, count: int, dim: int, compact: bool) -> faiss.Index:
@@ -140,9 +145,10 @@ def _trained_ivf(sample: np.ndarray, count: int, dim: int, compact: bool) -> fai
 def probes(index: Any) -> int:
     """Lists an approximate search visits: PROBE_SHARE of them, at least MIN_PROBES (an
     index of 8-bit codes: COMPACT_PROBE_SHARE, at least COMPACT_MIN_PROBES)."""
+    share, least = PROBE_SHARE, MIN_PROBES
     if is_compact(index):
-        return min(index.nlist, max(COMPACT_MIN_PROBES, int(index.nlist * COMPACT_PROBE_SHARE)))
-    return min(index.nlist, max(MIN_PROBES, int(index.nlist * PROBE_SHARE)))
+        share, least = COMPACT_PROBE_SHARE, COMPACT_MIN_PROBES
+    return min(index.nlist, max(least, int(index.nlist * share)))
 
 
 def is_compact(index: Any) -> bool:
@@ -178,16 +184,14 @@ def resized(index: Any, dim: int, compact: bool = False) -> faiss.Index | None:
             return None
     elif count < ANN_MIN_VECTORS:
         return None
-    if count < ANN_MIN_VECTORS:  # an IVF that shrank a lot and then grew again
-        replacement = new_index(dim)
-    else:
-        share = min(count, lists_for(count) * TRAIN_PER_LIST) / count
-        rng = np.random.default_rng(0)
-        sample = np.vstack(
-            [vectors[rng.random(len(vectors)) < share] for _, vectors in stored_blocks(index, dim)]
-        )
-        replacement = _trained_ivf(sample, count, dim, compact)
-        del sample
+    # (An IVF only grows its lists past ANN_MIN_VECTORS: the replacement is an IVF too.)
+    share = _training_size(count) / count
+    rng = np.random.default_rng(0)
+    sample = np.vstack(
+        [vectors[rng.random(len(vectors)) < share] for _, vectors in stored_blocks(index, dim)]
+    )
+    replacement = _trained_ivf(sample, count, dim, compact)
+    del sample
     for ids, vectors in stored_blocks(index, dim):
         replacement.add_with_ids(vectors, ids)
     return replacement

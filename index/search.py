@@ -300,7 +300,7 @@ class Retriever:
         z_sentence: dict[int, float] = {}
         if sentence:
             ahead = sorted(base, key=base.__getitem__, reverse=True)[:SENTENCE_CANDIDATES]
-            z_sentence = self._sentence_z(vector, ahead, list(candidates), cosine)
+            z_sentence = self._sentence_z(vector, ahead, candidates, cosine)
         fused = [
             (pid, cosine[pid], base[pid] + sentence * z_sentence.get(pid, 0.0))
             for pid in candidates
@@ -312,7 +312,7 @@ class Retriever:
         self,
         vector: np.ndarray,
         read: Sequence[int],
-        candidates: Sequence[int],
+        candidates: set[int],
         cosine: dict[int, float],
     ) -> dict[int, float]:
         """Each candidate's best-sentence cosine, standardised over the best POOL of them.
